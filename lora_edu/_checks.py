@@ -1,0 +1,70 @@
+"""Argument checks shared by the package: every public function fails early, saying what it got."""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+
+def as_matrix(A, name: str = "A") -> np.ndarray:
+    """A numpy array, list of lists or torch tensor -> finite float ndarray (m, n); float32 stays float32."""
+    if hasattr(A, "detach") and hasattr(A, "cpu"):  # a torch tensor, without importing torch
+        A = A.detach().cpu()
+        if A.is_complex():
+            raise ValueError(f"{name} must be a real matrix; got a complex tensor of dtype {A.dtype}")
+        if not A.is_floating_point():
+            A = A.double()
+        elif A.element_size() < 4:  # bf16 / fp16 have no numpy twin
+            A = A.float()
+        A = A.numpy()
+    if isinstance(A, (str, bytes, dict, set)) or A is None:
+        raise ValueError(f"{name} must be a 2-D numeric matrix (numpy array, nested list or torch tensor); "
+                         f"got {type(A).__name__}")
+    try:
+        arr = np.asarray(A)
+    except ValueError as e:  # ragged nested lists
+        raise ValueError(f"{name} must be a 2-D numeric matrix with rows of equal length; got {e}") from None
+    if arr.dtype == object or arr.dtype.kind not in "biuf":
+        what = "complex" if arr.dtype.kind == "c" else "non-numeric"
+        raise ValueError(f"{name} must be a real numeric matrix; got {what} entries (dtype {arr.dtype})")
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (m, n); got {arr.ndim}-D with shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name} must not be empty; got shape {arr.shape}")
+    if arr.dtype not in (np.float32, np.float64):
+        arr = arr.astype(np.float64)
+    if not np.isfinite(arr).all():
+        bad = "NaN" if np.isnan(arr).any() else "inf"
+        raise ValueError(f"{name} contains {bad}; every entry must be finite")
+    return arr
+
+
+def check_int(value, name: str, lo: int, hi: int | None = None, where: str = "") -> int:
+    """An integer in [lo, hi] (hi inclusive; None: no upper bound), or a ValueError naming the range."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an integer; got {value!r} ({type(value).__name__})")
+    value = int(value)
+    if value < lo or (hi is not None and value > hi):
+        rng = f"{lo} ≤ {name}" + (f" ≤ {hi}" if hi is not None else "")
+        raise ValueError(f"{name} = {value} is out of range{where}; expected {rng}")
+    return value
+
+
+def check_rank(r, A_shape, name: str = "r") -> int:
+    """A rank 1 ≤ r ≤ min(m, n) for a matrix of shape (m, n)."""
+    m, n = A_shape
+    return check_int(r, name, 1, min(m, n), where=f" for a {m}×{n} matrix")
+
+
+def check_real(value, name: str, lo: float | None = None, hi: float | None = None,
+               lo_open: bool = False) -> float:
+    """A finite real number within [lo, hi] ((lo, hi] when lo_open), or a clear TypeError/ValueError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number; got {value!r} ({type(value).__name__})")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite; got {value}")
+    if (lo is not None and (value < lo or (lo_open and value == lo))) or (hi is not None and value > hi):
+        left = "(" if lo_open else "["
+        raise ValueError(f"{name} = {value} is out of range; expected {name} in {left}{lo}, {hi}]")
+    return value

@@ -1,0 +1,70 @@
+"""The figures of the course. Each draws into given axes (or a new figure) and returns the figure."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+__all__ = ["singular_values", "reconstruction", "error_curve"]
+
+BLUE, ORANGE, GREY = "#1f77b4", "#ff7f0e", "#7f7f7f"
+
+
+def _axes(ax, figsize):
+    if ax is None:
+        fig, ax = plt.subplots(figsize=figsize, layout="constrained")
+    return ax.figure, ax
+
+
+def singular_values(s, tol=None, default_tol=None, r=None, ax=None, title="Singular values"):
+    """Bars of the singular values s (k,) on a log scale, with tolerance lines; bars above tol are blue."""
+    fig, ax = _axes(ax, (6, 3.2))
+    s = np.asarray(s, dtype=float)
+    i = np.arange(1, len(s) + 1)
+    floor = max(s[s > 0].min() if (s > 0).any() else 1.0, 1e-300) * 1e-2
+    shown = np.maximum(s, floor)  # log axes cannot draw zero
+    above = s > (tol if tol is not None else -1)
+    ax.bar(i, shown, color=np.where(above, BLUE, GREY), width=0.8 if len(s) <= 64 else 1.0)
+    if tol is not None:
+        ax.axhline(tol, color=ORANGE, lw=1.5, label=f"tolerance {tol:.1e}")
+    if default_tol is not None:
+        ax.axhline(default_tol, color=GREY, lw=1, ls="--", label=f"numpy's default {default_tol:.1e}")
+    if r is not None:
+        ax.axvline(r + 0.5, color="k", lw=1, ls=":", label=f"r = {r}")
+    ax.set_yscale("log")
+    ax.set_xlabel("index i")
+    ax.set_ylabel("σᵢ")
+    ax.set_title(title)
+    if tol is not None or default_tol is not None or r is not None:
+        ax.legend(loc="upper right", fontsize=8)
+    return fig
+
+
+def reconstruction(original, approx, r, error, share, axes=None):
+    """The original image beside its rank-r reconstruction, with the relative error and storage share."""
+    if axes is None:
+        fig, axes = plt.subplots(1, 2, figsize=(8, 4.3), layout="constrained")
+    fig = axes[0].figure
+    for ax, img, title in ((axes[0], original, f"original ({original.shape[0]}×{original.shape[1]})"),
+                           (axes[1], approx, f"rank {r}: error {error:.1%}, stores {share:.1%}")):
+        ax.imshow(np.clip(img, 0, 1), cmap="gray", vmin=0, vmax=1)
+        ax.set_title(title, fontsize=10)
+        ax.axis("off")
+    return fig
+
+
+def error_curve(errors, r=None, true_rank=None, ax=None, title="Relative error of the best rank-r approximation"):
+    """Relative error against rank r = 1 … len(errors), with the chosen r and the true rank marked."""
+    fig, ax = _axes(ax, (6, 3.2))
+    ranks = np.arange(1, len(errors) + 1)
+    ax.plot(ranks, errors, color=BLUE, lw=1.5)
+    if true_rank is not None:
+        ax.axvline(true_rank, color=GREY, ls="--", lw=1, label=f"true rank {true_rank}")
+    if r is not None:
+        ax.plot([r], [errors[r - 1]], "o", color=ORANGE, label=f"r = {r}: {errors[r - 1]:.1%}")
+    ax.set_yscale("log")
+    ax.set_xlabel("rank r")
+    ax.set_ylabel("‖A − A_r‖ / ‖A‖")
+    ax.set_title(title)
+    if r is not None or true_rank is not None:
+        ax.legend(loc="upper right", fontsize=8)
+    return fig

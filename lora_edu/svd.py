@@ -1,0 +1,185 @@
+"""Low-rank factorization with the SVD (chapter 2): A (m, n) ≈ M (m, r) @ N (r, n).
+
+`rank_factorize` is exact; `low_rank_approx` is the best rank-r approximation (Eckart–Young), randomized when r
+is small; `SVDFactorizer` decomposes once so that a slider can ask for any rank instantly.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ._checks import as_matrix, check_int, check_rank, check_real
+
+__all__ = ["Storage", "storage", "relative_error", "rank_factorize", "low_rank_approx", "SVDFactorizer"]
+
+
+class Storage(NamedTuple):
+    """Numbers kept by a rank-r factorization of an (m, n) matrix, and their share of m·n."""
+    numbers: int
+    share: float
+
+
+def storage(m: int, n: int, r: int) -> Storage:
+    """Storage of M (m, r) and N (r, n): r·(m + n) numbers instead of m·n."""
+    m, n = check_int(m, "m", 1), check_int(n, "n", 1)
+    r = check_int(r, "r", 0, min(m, n), where=f" for a {m}×{n} matrix")
+    return Storage(r * (m + n), r * (m + n) / (m * n))
+
+
+def relative_error(A, M, N) -> float:
+    """‖A − M @ N‖_F / ‖A‖_F for A (m, n), M (m, r), N (r, n) (0 when both are zero, inf when only A is)."""
+    A, M, N = as_matrix(A, "A"), as_matrix(M, "M"), as_matrix(N, "N")
+    if M.shape[0] != A.shape[0] or N.shape[1] != A.shape[1] or M.shape[1] != N.shape[0]:
+        raise ValueError(f"M @ N must have A's shape {A.shape}; got M {M.shape} @ N {N.shape}")
+    norm = np.linalg.norm(A)
+    diff = np.linalg.norm(A - M @ N)
+    if norm == 0:
+        return 0.0 if diff == 0 else float("inf")
+    return float(diff / norm)
+
+
+def rank_factorize(A, tol=None):
+    """Exact rank factorization A (m, n) = M (m, r) @ N (r, n) with r = rank(A) at tolerance tol."""
+    A = as_matrix(A)
+    U, s, Vt = np.linalg.svd(A, full_matrices=False)
+    if tol is None:
+        tol = s[0] * max(A.shape) * np.finfo(A.dtype).eps
+    else:
+        tol = check_real(tol, "tol", lo=0.0)
+    r = int(np.count_nonzero(s > tol))
+    return U[:, :r] * s[:r], Vt[:r]
+
+
+def _full(A, r):
+    U, s, Vt = np.linalg.svd(A, full_matrices=False)
+    return U[:, :r] * s[:r], Vt[:r]
+
+
+def _orth(Y):
+    """Y (m, k) = Q (m, k) R (k, k), Q orthonormal: Cholesky QR twice (fast), Householder when ill-conditioned."""
+    Q, R = Y, np.eye(Y.shape[1], dtype=Y.dtype)
+    for _ in range(2):
+        try:
+            L = np.linalg.cholesky(Q.T @ Q)
+        except np.linalg.LinAlgError:
+            return np.linalg.qr(Y)
+        d = np.abs(np.diag(L))
+        if d.min() <= 1e-5 * d.max():  # cond(Q) > ~1e5: Cholesky QR would lose orthogonality
+            return np.linalg.qr(Y)
+        Linv = np.linalg.inv(L)          # (k, k) lower triangular
+        Q, R = Q @ Linv.T, L.T @ R
+    return Q, R
+
+
+def _energy(A) -> float:
+    """‖A‖²_F, accumulated in float64."""
+    return float(np.einsum("ij,ij->", A, A, dtype=np.float64))
+
+
+def _power(A, r, Qt, slack, max_iter):
+    """Power iterations from Qt (n, k) until the captured energy stops growing; returns Qt.
+
+    For an orthonormal Qt, the best rank-r approximation of A inside span(Qt) has
+    error² = ‖A‖² − Σ top-r σ(A Qt)², and σ(A Qt) = σ(R) for A Qt = Q R: every iteration knows its error.
+    The gains shrink about geometrically (ratio ρ); we stop when the extrapolated remaining gain,
+    gain·ρ/(1 − ρ), is below `slack` × error².
+    """
+    total = _energy(A)
+    captured = gain = None
+    for _ in range(max_iter):
+        Q, R = _orth(A @ Qt)                                  # (m, k), (k, k)
+        new = float(np.sum(np.linalg.svd(R, compute_uv=False)[:r].astype(np.float64) ** 2))
+        err2 = max(total - new, 0.0)
+        if err2 <= 1e-12 * total:
+            break
+        if captured is not None:
+            new_gain = max(new - captured, 0.0)
+            if new_gain <= 0.1 * slack * err2:  # so small that even ρ = 0.9 leaves less than the slack
+                break
+            if gain is not None:
+                rho = new_gain / gain if gain > 0 else 0.0
+                left = new_gain * rho / (1 - rho) if rho < 0.95 else np.inf
+                if max(left, new_gain) <= slack * err2:
+                    break
+            gain = new_gain
+        captured = new
+        Qt, _ = _orth(A.T @ Q)                                # (n, k): the next guess of the row space
+    return Qt
+
+
+def _randomized(A, r, seed, target=1.001, max_iter=40):
+    """Randomized range finder + power iterations, stopped once the error is within `target` × optimal.
+
+    float64 input iterates in float32 (twice as fast; the subspace it finds is good to ~1e-7) and finishes with
+    a float64 pass. Where the error is so small (< 0.1 %) that float32's rounding could matter, two float64
+    power iterations polish the subspace first; such matrices have a wide spectral gap, so two are plenty.
+    """
+    m, n = A.shape
+    k = min(r + max(10, r), min(m, n))  # oversampling speeds convergence
+    slack = 0.5 * (target ** 2 - 1)
+    Qt, _ = _orth(np.random.default_rng(seed).standard_normal((n, k)).astype(A.dtype))  # (n, k)
+    if A.dtype == np.float64:
+        Qt = _orth(_power(A.astype(np.float32), r, Qt.astype(np.float32), slack, max_iter).astype(A.dtype))[0]
+        Q, R = _orth(A @ Qt)
+        if _energy(A) - np.sum(np.linalg.svd(R, compute_uv=False)[:r] ** 2) < 1e-6 * _energy(A):
+            for _ in range(2):
+                Qt, _ = _orth(A.T @ _orth(A @ Qt)[0])
+    else:
+        Qt = _power(A, r, Qt, slack, max_iter)
+    Q, R = _orth(A @ Qt)                # (m, k), (k, k)
+    Ur, S, Vrt = np.linalg.svd(R)
+    # A ≈ A Qt Qtᵀ = Q R Qtᵀ = (Q Ur) S (Qt Vr)ᵀ, truncated to r
+    return (Q @ Ur[:, :r]) * S[:r], (Qt @ Vrt[:r].T).T
+
+
+def low_rank_approx(A, r: int, method: str = "auto", seed=0):
+    """Best rank-r approximation A (m, n) ≈ M (m, r) @ N (r, n); method "auto", "full" or "randomized"."""
+    A = as_matrix(A)
+    r = check_rank(r, A.shape)
+    if method not in ("auto", "full", "randomized"):
+        raise ValueError(f"method must be 'auto', 'full' or 'randomized'; got {method!r}")
+    if method == "auto":
+        method = "randomized" if min(A.shape) >= 64 and 4 * (r + max(10, r // 2)) <= min(A.shape) else "full"
+    return _randomized(A, r, seed) if method == "randomized" else _full(A, r)
+
+
+class SVDFactorizer:
+    """Decompose A (m, n) once; then any rank-r approximation, its error and its storage are cheap."""
+
+    def __init__(self, A):
+        self.A = as_matrix(A)
+        self.shape = self.A.shape
+        self.U, self.s, self.Vt = np.linalg.svd(self.A, full_matrices=False)  # (m, k), (k,), (k, n)
+        s2 = self.s.astype(np.float64) ** 2
+        total = s2.sum()
+        # tail[r] = Σ_{i ≥ r} σ_i², so error(r) = sqrt(tail[r] / total) (Eckart–Young)
+        tail = np.concatenate([np.cumsum(s2[::-1])[::-1], [0.0]])
+        self._rel_errors = np.sqrt(np.clip(tail / total, 0, None)) if total > 0 else np.zeros_like(tail)
+
+    @property
+    def max_rank(self) -> int:
+        """min(m, n): the largest rank a slider may ask for."""
+        return min(self.shape)
+
+    def factors(self, r: int):
+        """M (m, r) = U_r Σ_r and N (r, n) = V_rᵀ."""
+        r = check_rank(r, self.shape)
+        return self.U[:, :r] * self.s[:r], self.Vt[:r]
+
+    def approx(self, r: int) -> np.ndarray:
+        """The best rank-r approximation (m, n)."""
+        M, N = self.factors(r)
+        return M @ N
+
+    def error(self, r: int) -> float:
+        """Relative Frobenius error ‖A − A_r‖ / ‖A‖ = sqrt(Σ_{i>r} σ_i² / Σ σ_i²)."""
+        return float(self._rel_errors[check_rank(r, self.shape)])
+
+    def errors(self) -> np.ndarray:
+        """Relative error for every rank r = 1 … min(m, n): shape (min(m, n),)."""
+        return self._rel_errors[1:].copy()
+
+    def stored(self, r: int) -> Storage:
+        """Numbers kept by M and N, r·(m + n), and their share of m·n."""
+        return storage(*self.shape, check_rank(r, self.shape))

@@ -1,0 +1,122 @@
+"""The sliders of the course: each decomposes once, redraws a figure and shows its numbers as text.
+
+Every slider returns a `Panel` (an ipywidgets VBox): `.controls` are the sliders, `.readout` an HTML line with the
+numbers (readable by tests and screen readers), `.values` the same numbers as a dict, `.output` the figure.
+"""
+from __future__ import annotations
+
+import ipywidgets as W
+import matplotlib.pyplot as plt
+import numpy as np
+
+from . import plots
+from ._checks import as_matrix, check_int, check_real
+from .rank import default_tol as _default_tol
+from .svd import SVDFactorizer
+
+__all__ = ["Panel", "noise_rank_slider", "photo_rank_slider", "matrix_rank_slider"]
+
+
+class Panel(W.VBox):
+    """Sliders, a text readout and a figure; `update()` runs whenever a slider moves."""
+
+    def __init__(self, controls: dict, draw):
+        self.controls = controls
+        self.readout = W.HTML()
+        self.output = W.Output()
+        self.values: dict = {}
+        self._draw = draw
+        super().__init__([W.HBox(list(controls.values())), self.readout, self.output])
+        for c in controls.values():
+            c.observe(lambda _change: self.update(), names="value")
+        self.update()
+
+    def update(self) -> None:
+        """Recompute the numbers for the current slider values, then redraw the figure."""
+        self.values, html, fig = self._draw(**{k: c.value for k, c in self.controls.items()})
+        self.readout.value = html
+        self.output.clear_output(wait=True)
+        if _in_ipython():
+            with self.output:
+                from IPython.display import display
+                display(fig)
+        plt.close(fig)
+
+
+def _in_ipython() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    return get_ipython() is not None
+
+
+def _int_slider(value, lo, hi, description):
+    return W.IntSlider(value=value, min=lo, max=hi, step=1, description=description, continuous_update=False,
+                       style={"description_width": "initial"}, layout=W.Layout(width="420px"))
+
+
+def _log_slider(value, lo_exp, hi_exp, description):
+    return W.FloatLogSlider(value=value, base=10, min=lo_exp, max=hi_exp, step=0.25, description=description,
+                            continuous_update=False, readout_format=".0e",
+                            style={"description_width": "initial"}, layout=W.Layout(width="420px"))
+
+
+def noise_rank_slider(A=None, noise: float = 1e-8, tol: float = 1e-10, seed: int = 0) -> Panel:
+    """Sliders for noise level and tolerance over A + noise·E (E fixed Gaussian): singular values and rank."""
+    A = as_matrix(np.outer([1, 2, 3], [1, 2, 3]) if A is None else A)
+    E = np.random.default_rng(seed).standard_normal(A.shape)  # one fixed noise pattern, scaled by the slider
+    check_real(noise, "noise", lo=0.0)
+    check_real(tol, "tol", lo=0.0)
+
+    def draw(noise, tol):
+        B = A + noise * E
+        s = np.linalg.svd(B, compute_uv=False)
+        d = _default_tol(B)
+        values = {"noise": noise, "tol": tol, "singular_values": s,
+                  "rank": int((s > tol).sum()), "default_tol": d, "default_rank": int((s > d).sum())}
+        html = (f"noise {noise:.1e} → σ = [{', '.join(f'{x:.2e}' for x in s)}] · "
+                f"<b>numerical rank at tolerance {tol:.1e}: {values['rank']}</b> · "
+                f"with numpy's default tolerance ({d:.1e}): {values['default_rank']}")
+        fig = plots.singular_values(s, tol=tol, default_tol=d, title=f"A + noise · E, noise = {noise:.1e}")
+        return values, html, fig
+
+    return Panel({"noise": _log_slider(noise, -16, 0, "noise level"),
+                  "tol": _log_slider(tol, -16, 1, "tolerance")}, draw)
+
+
+def _rank_readout(f: SVDFactorizer, r: int):
+    """The numbers a rank slider shows: relative error and storage of the best rank-r approximation."""
+    err, st = f.error(r), f.stored(r)
+    values = {"r": r, "error": err, "stored": st.numbers, "share": st.share}
+    html = (f"<b>rank {r}</b>: relative error <b>{err:.2%}</b> · stores {st.numbers:,} numbers = "
+            f"<b>{st.share:.1%}</b> of {f.shape[0] * f.shape[1]:,}")
+    return values, html
+
+
+def photo_rank_slider(image, r: int = 20) -> Panel:
+    """Rank slider over a grayscale image (m, n): the rank-r reconstruction, its error and storage share."""
+    f = SVDFactorizer(image)  # decomposed once; every slider move is one matrix product
+    r = check_int(r, "r", 1, f.max_rank)
+
+    def draw(r):
+        values, html = _rank_readout(f, r)
+        return values, html, plots.reconstruction(f.A, f.approx(r), r, values["error"], values["share"])
+
+    return Panel({"r": _int_slider(r, 1, f.max_rank, "rank r")}, draw)
+
+
+def matrix_rank_slider(A, r: int = 5, true_rank: int | None = None) -> Panel:
+    """Rank slider over a matrix (m, n): error curve and singular values with r marked, error and storage."""
+    f = SVDFactorizer(A)
+    r = check_int(r, "r", 1, f.max_rank)
+    errors = f.errors()
+
+    def draw(r):
+        values, html = _rank_readout(f, r)
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.4), layout="constrained")
+        plots.error_curve(errors, r=r, true_rank=true_rank, ax=a1, title="error of the best rank-r approximation")
+        plots.singular_values(f.s, r=r, ax=a2)
+        return values, html, fig
+
+    return Panel({"r": _int_slider(r, 1, f.max_rank, "rank r")}, draw)

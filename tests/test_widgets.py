@@ -1,0 +1,73 @@
+"""The sliders, driven from Python: moving one recomputes exactly the numbers the factorizer gives."""
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from lora_edu import data, plots, widgets  # noqa: E402
+from lora_edu.rank import default_tol, matrix_rank, random_low_rank  # noqa: E402
+from lora_edu.svd import SVDFactorizer  # noqa: E402
+
+
+def test_photo_is_a_512_square_grayscale_image():
+    p = data.photo()
+    assert p.shape == (512, 512) and p.dtype == np.float64
+    assert 0 <= p.min() and p.max() <= 1 and p.std() > 0.1
+
+
+def test_photo_slider_shows_the_factorizers_numbers():
+    img = data.photo()[::4, ::4]  # (128, 128): small and fast
+    f = SVDFactorizer(img)
+    panel = widgets.photo_rank_slider(img, r=10)
+    slider = panel.controls["r"]
+    assert slider.continuous_update is False and slider.max == 128
+    for r in (1, 10, 37, 128):
+        slider.value = r
+        assert panel.values == {"r": r, "error": f.error(r), "stored": f.stored(r).numbers,
+                                "share": f.stored(r).share}
+        assert f"rank {r}</b>: relative error <b>{f.error(r):.2%}" in panel.readout.value
+        assert f"<b>{f.stored(r).share:.1%}</b>" in panel.readout.value
+
+
+def test_matrix_slider_error_curve_bends_at_the_true_rank():
+    A = random_low_rank(60, 40, 6, seed=0) + 0.01 * np.random.default_rng(1).standard_normal((60, 40))
+    panel = widgets.matrix_rank_slider(A, r=3, true_rank=6)
+    errs = {}
+    for r in (5, 6, 7):
+        panel.controls["r"].value = r
+        errs[r] = panel.values["error"]
+    assert errs[6] < errs[5] / 10          # the last true direction removes most of the error ...
+    assert errs[7] > errs[6] * 0.9         # ... after it, only noise is left to remove
+
+
+def test_noise_slider_counts_the_rank_at_the_chosen_tolerance():
+    panel = widgets.noise_rank_slider(noise=1e-8, tol=1e-10)
+    assert panel.values["rank"] == 3       # noise 1e-8 lifts both zero singular values above 1e-10
+    panel.controls["tol"].value = 1e-6
+    assert panel.values["rank"] == 1
+    panel.controls["noise"].value = 1e-16
+    v = panel.values
+    B = np.outer([1, 2, 3], [1, 2, 3]) + 1e-16 * np.random.default_rng(0).standard_normal((3, 3))
+    assert v["default_rank"] == matrix_rank(B) == 1
+    assert v["default_tol"] == pytest.approx(default_tol(B))
+    assert f"tolerance {v['tol']:.1e}: {v['rank']}" in panel.readout.value
+
+
+def test_bad_slider_arguments():
+    with pytest.raises(ValueError, match="r = 0 is out of range"):
+        widgets.photo_rank_slider(np.ones((8, 8)), r=0)
+    with pytest.raises(ValueError, match="2-D"):
+        widgets.matrix_rank_slider(np.ones(8))
+    with pytest.raises(ValueError, match="noise"):
+        widgets.noise_rank_slider(noise=-1.0)
+
+
+def test_plots_return_figures():
+    import matplotlib.pyplot as plt
+    for fig in (plots.singular_values([3.0, 1.0, 0.0], tol=0.5, default_tol=1e-15, r=1),
+                plots.error_curve(np.array([0.5, 0.1, 0.0]), r=2, true_rank=2),
+                plots.reconstruction(np.eye(4), np.eye(4), 1, 0.5, 0.25)):
+        assert isinstance(fig, matplotlib.figure.Figure)
+        plt.close(fig)
