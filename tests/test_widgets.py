@@ -23,12 +23,15 @@ def test_photo_slider_shows_the_factorizers_numbers():
     panel = widgets.photo_rank_slider(img, r=10)
     slider = panel.controls["r"]
     assert slider.continuous_update is False and slider.max == 128
+    images = {bytes(panel.image.value)}
     for r in (1, 10, 37, 128):
         slider.value = r
+        images.add(bytes(panel.image.value))
         assert panel.values == {"r": r, "error": f.error(r), "stored": f.stored(r).numbers,
                                 "share": f.stored(r).share}
         assert f"rank {r}</b>: relative error <b>{f.error(r):.2%}" in panel.readout.value
         assert f"<b>{f.stored(r).share:.1%}</b>" in panel.readout.value
+    assert len(images) == 4 and all(im.startswith(b"\x89PNG") for im in images)  # one figure per rank seen
 
 
 def test_matrix_slider_error_curve_bends_at_the_true_rank():
