@@ -30,6 +30,8 @@ def singular_values(s, tol=None, default_tol=None, r=None, ax=None, title="Singu
         ax.axhline(default_tol, color=GREY, lw=1, ls="--", label=f"numpy's default {default_tol:.1e}")
     if r is not None:
         ax.axvline(r + 0.5, color="k", lw=1, ls=":", label=f"r = {r}")
+    if len(s) <= 20:
+        ax.set_xticks(i)
     ax.set_yscale("log")
     ax.set_xlabel("index i")
     ax.set_ylabel("σᵢ")

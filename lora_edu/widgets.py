@@ -16,13 +16,17 @@ from ._checks import as_matrix, check_int, check_real
 from .rank import default_tol as _default_tol
 from .svd import SVDFactorizer
 
-__all__ = ["Panel", "noise_rank_slider", "photo_rank_slider", "matrix_rank_slider"]
+__all__ = ["Panel", "figure_png", "image_png", "noise_rank_slider", "photo_rank_slider", "matrix_rank_slider"]
 
 
 class Panel(W.VBox):
-    """Sliders, a text readout and a figure; `update()` runs whenever a slider moves."""
+    """Sliders, a text readout and a figure; `update()` runs whenever a slider moves.
 
-    def __init__(self, controls: dict, draw):
+    `draw(**slider_values)` returns (values, readout_html, png_bytes); `beside` is an optional widget shown to
+    the left of the figure (e.g. the original photograph, drawn once).
+    """
+
+    def __init__(self, controls: dict, draw, beside=None):
         self.controls = controls
         self.readout = W.HTML()
         # The figure travels as PNG bytes in an Image widget: a plain widget value, so every front end shows it
@@ -30,19 +34,34 @@ class Panel(W.VBox):
         self.image = W.Image(format="png", layout=W.Layout(max_width="100%"))
         self.values: dict = {}
         self._draw = draw
-        super().__init__([W.HBox(list(controls.values())), self.readout, self.image])
+        figure = self.image if beside is None else W.HBox([beside, self.image])
+        super().__init__([W.HBox(list(controls.values())), self.readout, figure])
         for c in controls.values():
             c.observe(lambda _change: self.update(), names="value")
         self.update()
 
     def update(self) -> None:
         """Recompute the numbers for the current slider values, then redraw the figure."""
-        self.values, html, fig = self._draw(**{k: c.value for k, c in self.controls.items()})
-        self.readout.value = html
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=90)
-        plt.close(fig)
-        self.image.value = buf.getvalue()
+        self.values, self.readout.value, self.image.value = self._draw(
+            **{k: c.value for k, c in self.controls.items()})
+
+
+def figure_png(fig) -> bytes:
+    """A matplotlib figure as PNG bytes (the figure is closed)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def image_png(img) -> bytes:
+    """A grayscale image (m, n) with values in [0, 1] as PNG bytes, pixel for pixel."""
+    from PIL import Image  # matplotlib depends on Pillow
+
+    buf = io.BytesIO()
+    pixels = (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
+    Image.fromarray(pixels, mode="L").save(buf, format="PNG", compress_level=1)  # fast beats small here
+    return buf.getvalue()
 
 
 def _int_slider(value, lo, hi, description):
@@ -73,7 +92,7 @@ def noise_rank_slider(A=None, noise: float = 1e-8, tol: float = 1e-10, seed: int
                 f"<b>numerical rank at tolerance {tol:.1e}: {values['rank']}</b> · "
                 f"with numpy's default tolerance ({d:.1e}): {values['default_rank']}")
         fig = plots.singular_values(s, tol=tol, default_tol=d, title=f"A + noise · E, noise = {noise:.1e}")
-        return values, html, fig
+        return values, html, figure_png(fig)
 
     return Panel({"noise": _log_slider(noise, -16, 0, "noise level"),
                   "tol": _log_slider(tol, -16, 1, "tolerance")}, draw)
@@ -89,15 +108,16 @@ def _rank_readout(f: SVDFactorizer, r: int):
 
 
 def photo_rank_slider(image, r: int = 20) -> Panel:
-    """Rank slider over a grayscale image (m, n): the rank-r reconstruction, its error and storage share."""
+    """Rank slider over a grayscale image (m, n) in [0, 1]: the original beside its rank-r reconstruction."""
     f = SVDFactorizer(image)  # decomposed once; every slider move is one matrix product
     r = check_int(r, "r", 1, f.max_rank)
 
     def draw(r):
         values, html = _rank_readout(f, r)
-        return values, html, plots.reconstruction(f.A, f.approx(r), r, values["error"], values["share"])
+        return values, f"original (left) and rank-{r} reconstruction (right) · " + html, image_png(f.approx(r))
 
-    return Panel({"r": _int_slider(r, 1, f.max_rank, "rank r")}, draw)
+    original = W.Image(value=image_png(f.A), format="png")
+    return Panel({"r": _int_slider(r, 1, f.max_rank, "rank r")}, draw, beside=original)
 
 
 def matrix_rank_slider(A, r: int = 5, true_rank: int | None = None) -> Panel:
@@ -111,6 +131,6 @@ def matrix_rank_slider(A, r: int = 5, true_rank: int | None = None) -> Panel:
         fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.4), layout="constrained")
         plots.error_curve(errors, r=r, true_rank=true_rank, ax=a1, title="error of the best rank-r approximation")
         plots.singular_values(f.s, r=r, ax=a2)
-        return values, html, fig
+        return values, html, figure_png(fig)
 
     return Panel({"r": _int_slider(r, 1, f.max_rank, "rank r")}, draw)
