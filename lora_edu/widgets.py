@@ -75,7 +75,7 @@ def _log_slider(value, lo_exp, hi_exp, description):
                             style={"description_width": "initial"}, layout=W.Layout(width="420px"))
 
 
-def noise_rank_slider(A=None, noise: float = 1e-8, tol: float = 1e-10, seed: int = 0) -> Panel:
+def noise_rank_slider(A=None, noise: float = 1e-9, tol: float = 1e-10, seed: int = 0) -> Panel:
     """Sliders for noise level and tolerance over A + noise·E (E fixed Gaussian): singular values and rank."""
     A = as_matrix(np.outer([1, 2, 3], [1, 2, 3]) if A is None else A)
     E = np.random.default_rng(seed).standard_normal(A.shape)  # one fixed noise pattern, scaled by the slider
