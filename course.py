@@ -21,7 +21,7 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / ("python.exe" if os.name == "nt" else "python")
 STAMP = VENV / ".lora_edu-installed"
 KERNEL = "lora-edu"  # the notebooks ask for this kernel: it runs .venv's Python, where lora_edu is installed
-TEST_ARGS = ["-m", "pytest", "--nbval", "--nbval-current-env", "tests", "notebooks"]
+TEST_ARGS = ["-m", "pytest", "--nbval", "--nbval-current-env"]  # what to test: pyproject.toml testpaths
 
 
 def run(*args: str) -> None:

@@ -1,0 +1,183 @@
+"""Every check: the right answer passes, the placeholder is "not attempted", typical wrong answers get their
+specific message, and an answer that raises is reported, never propagated."""
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from lora_edu.exercises import Exercise, Verdict, ch1, ch2
+from lora_edu.rank import rank_by_elimination
+
+
+def status(ex, answer):
+    return ex.verdict(answer).status
+
+
+def message(ex, answer):
+    v = ex.verdict(answer)
+    assert v.status == "wrong", v
+    return v.message
+
+
+def not_implemented(*args):
+    raise NotImplementedError
+
+
+def boom(*args):
+    raise ZeroDivisionError("division by zero")
+
+
+ALL = [ch1.rank_two, ch1.predict_product_rank, ch1.my_rank, ch1.tolerance, ch1.zero_row_sums,
+       ch2.storage_count, ch2.factor_it, ch2.smallest_rank, ch2.best_rank_r, ch2.break_even]
+
+
+@pytest.mark.parametrize("ex", ALL, ids=lambda e: e.number)
+def test_placeholder_is_not_attempted_and_correct_message_does_not_depend_on_answer(ex, capsys):
+    assert status(ex, ...) == "not attempted"
+    ex.check(...)
+    assert capsys.readouterr().out.startswith(f"… Exercise {ex.number} not attempted yet")
+    assert status(ex, not_implemented) in ("not attempted", "wrong")   # functions: not attempted
+
+
+@pytest.mark.parametrize("ex", [ch1.my_rank, ch2.best_rank_r], ids=lambda e: e.number)
+def test_function_exercises(ex):
+    assert status(ex, not_implemented) == "not attempted"
+    msg = message(ex, boom)
+    assert "raised ZeroDivisionError: division by zero" in msg
+    assert "should be a function" in message(ex, 42)
+
+
+def test_hints_get_stronger_then_repeat_and_solution_prints(capsys):
+    ex = Exercise("9.9", "demo", lambda a: None, hints=["weak", "strong"], solution="answer = 1")
+    for _ in range(3):
+        ex.hint()
+    out = capsys.readouterr().out.splitlines()
+    assert out == ["Hint 1 of 2 for exercise 9.9: weak", "Hint 2 of 2 for exercise 9.9: strong",
+                   "Hint 2 of 2 for exercise 9.9: strong"]
+    ex.solution()
+    assert "answer = 1" in capsys.readouterr().out
+    for e in ALL:
+        assert e.hints and e._solution
+
+
+def test_a_judge_that_crashes_is_reported():
+    ex = Exercise("9.8", "fragile", lambda a: 1 / 0, hints=["h"], solution="s")
+    v = ex.verdict(3)
+    assert v.status == "wrong" and "ZeroDivisionError" in v.message
+    assert str(Verdict("correct", "x")) == "✓ x" and Verdict("correct", "x").ok
+
+
+# ---- chapter 1 ---------------------------------------------------------------------------------------------
+
+def test_rank_two():
+    ok = [[1, 0, 1, 0], [0, 1, 0, 1], [1, 1, 1, 1], [2, 3, 2, 3]]
+    assert status(ch1.rank_two, ok) == "correct"
+    assert status(ch1.rank_two, np.outer([1, 2, 3, 4], [1, 0, 0, 1]) + np.outer([0, 1, 0, 0], [0, 1, 1, 0])) == "correct"
+    assert "your matrix has rank 3; the exercise asks for rank 2" in message(ch1.rank_two, np.diag([1, 2, 3, 0]))
+    assert "shape (3, 3); expected (4, 4)" in message(ch1.rank_two, np.eye(3))
+    assert "2-D" in message(ch1.rank_two, [1, 2, 3, 4])
+    assert "NaN" in message(ch1.rank_two, [[np.nan] * 4] * 4)
+    assert "non-numeric" in message(ch1.rank_two, [["a"] * 4] * 4)
+
+
+def test_predict_product_rank():
+    assert status(ch1.predict_product_rank, 2) == "correct"
+    assert status(ch1.predict_product_rank, 2.0) == "correct"
+    assert "min(2, 3) = 2" in message(ch1.predict_product_rank, 3)
+    assert "cannot drop to 1" in message(ch1.predict_product_rank, 1)
+    assert "whole number" in message(ch1.predict_product_rank, "two")
+    assert "whole number" in message(ch1.predict_product_rank, 2.5)
+
+
+def test_my_rank():
+    def good(M):
+        return rank_by_elimination(M)
+
+    def no_swap(M):  # a classic bug: assumes the pivot is on the diagonal
+        R = [[Fraction(x) for x in row] for row in M]
+        rank = 0
+        for col in range(len(R[0])):
+            if rank < len(R) and R[rank][col] != 0:
+                for i in range(rank + 1, len(R)):
+                    f = R[i][col] / R[rank][col]
+                    R[i] = [a - f * b for a, b in zip(R[i], R[rank])]
+                rank += 1
+        return rank
+
+    assert status(ch1.my_rank, good) == "correct"
+    assert status(ch1.my_rank, lambda M: np.linalg.matrix_rank(np.array(M, dtype=float))) == "correct"
+    assert "my_rank([[0, 1], [1, 0]]) returned 1; expected 2" in message(ch1.my_rank, no_swap)
+    assert "returned None" in message(ch1.my_rank, lambda M: None)
+    assert "returned 'two'" in message(ch1.my_rank, lambda M: "two")
+
+
+def test_tolerance():
+    assert status(ch1.tolerance, 1e-6) == "correct"
+    assert status(ch1.tolerance, 1) == "correct"
+    assert "numerical rank of X is 6: noise still counts" in message(ch1.tolerance, 1e-12)
+    assert "numerical rank of X is 0" in message(ch1.tolerance, 100.0)
+    assert "numerical rank of X is 1" in message(ch1.tolerance, 4.0)
+    assert "finite number ≥ 0" in message(ch1.tolerance, -1.0)
+    assert "should be a number" in message(ch1.tolerance, "1e-6")
+    assert ch1.tolerance.data["X"].shape == (6, 6)
+
+
+def test_zero_row_sums():
+    assert status(ch1.zero_row_sums, 3) == "correct"
+    assert "column 1 + column 2 + column 3 + column 4 = 0" in message(ch1.zero_row_sums, 4)
+    assert "min(10, 4) = 4" in message(ch1.zero_row_sums, 10)
+    assert "not the largest" in message(ch1.zero_row_sums, 2)
+
+
+# ---- chapter 2 ---------------------------------------------------------------------------------------------
+
+def test_storage_count():
+    assert status(ch2.storage_count, 61_440) == "correct"
+    assert "full matrix" in message(ch2.storage_count, 768 * 3072)
+    assert "count the entries of M and of N separately" in message(ch2.storage_count, 16 * 768 * 3072)
+    assert "counts only M" in message(ch2.storage_count, 16 * 768)
+    assert "counts only N" in message(ch2.storage_count, 16 * 3072)
+    assert "is not it" in message(ch2.storage_count, 5)
+
+
+def test_factor_it():
+    C = ch2.factor_it.data["C"]
+    M, N = C[:, :2], np.array([[1, 0, 2], [0, 1, -1]])
+    assert status(ch2.factor_it, (M, N)) == "correct"
+    from lora_edu.svd import rank_factorize
+    assert status(ch2.factor_it, rank_factorize(C)) == "correct"
+    assert status(ch2.factor_it, (..., N)) == "not attempted"
+    assert "M has shape (3, 3); expected (m, r) = (3, 2)" in message(ch2.factor_it, (C, N))
+    assert "N has shape (3, 3); expected (r, n) = (2, 3)" in message(ch2.factor_it, (M, C))
+    assert "largest entry difference is 8" in message(ch2.factor_it, (M, np.array([[1, 0, 0], [0, 1, -1]])))
+    assert "pair (M, N)" in message(ch2.factor_it, C)
+
+
+def test_smallest_rank():
+    f = ch2._photo_factorizer()
+    r = int(np.argmax(f.errors() < 0.05)) + 1
+    assert status(ch2.smallest_rank, r) == "correct"
+    assert "still not below 5 %" in message(ch2.smallest_rank, r - 1)
+    assert f"rank {r} already has error" in message(ch2.smallest_rank, r + 1)
+    assert "between 1 and 512" in message(ch2.smallest_rank, 0)
+
+
+def test_best_rank_r():
+    def good(A, r):
+        U, s, Vt = np.linalg.svd(A, full_matrices=False)
+        return U[:, :r] * s[:r], Vt[:r]
+
+    def smallest_values(A, r):  # keeps the wrong end of the spectrum
+        U, s, Vt = np.linalg.svd(A, full_matrices=False)
+        return U[:, -r:] * s[-r:], Vt[-r:]
+
+    assert status(ch2.best_rank_r, good) == "correct"
+    assert "Keep the r largest singular values" in message(ch2.best_rank_r, smallest_values)
+    assert "expected (m, r) = (6, 2)" in message(ch2.best_rank_r, lambda A, r: (A, np.eye(A.shape[1])))
+    assert "should return a pair (M, N)" in message(ch2.best_rank_r, lambda A, r: A)
+
+
+def test_break_even():
+    assert status(ch2.break_even, 90) == "correct"
+    assert "100,100 numbers — not fewer than the 100,000" in message(ch2.break_even, 91)
+    assert "at r = 90 the factors still store fewer" in message(ch2.break_even, 89)
