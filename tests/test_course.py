@@ -90,6 +90,13 @@ def test_committed_student_editions_are_in_sync(tmp_path, capsys):
     assert SOURCES[0].name in capsys.readouterr().out
 
 
+def nbval(path):
+    """Grade one notebook as an instructor would, in a separate pytest run."""
+    return subprocess.run([sys.executable, "-m", "pytest", "--nbval", "--nbval-current-env", "-p", "no:cacheprovider",
+                           "-q", "-rf", "--no-header", str(path)], cwd=path.parent, capture_output=True, text=True,
+                          timeout=600)
+
+
 def exercise_cells(nb):
     """nbval's numbering: 'Cell N' counts code cells only."""
     code = [c for c in nb.cells if c.cell_type == "code"]
@@ -115,9 +122,7 @@ def test_student_edition_with_solutions_put_back_is_the_tested_source(source):
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.name)
 def test_untouched_student_edition_fails_exactly_at_the_exercises(source):
     path = ROOT / "notebooks" / "student" / source.name
-    run = subprocess.run([sys.executable, "-m", "pytest", "--nbval", "--nbval-current-env", "-p", "no:cacheprovider",
-                          "-q", "-rf", "--no-header", str(path)], cwd=ROOT, capture_output=True, text=True,
-                         timeout=600)
+    run = nbval(path)
     failed = {int(n) for n in re.findall(rf"FAILED \S*{re.escape(source.name)}::Cell (\d+)", run.stdout)}
     assert run.returncode == 1, run.stdout[-2000:]
     assert failed == exercise_cells(nbformat.read(path, as_version=4)), run.stdout[-3000:]
@@ -140,6 +145,5 @@ def test_a_learners_own_correct_answers_pass_grading(tmp_path):
             assert not PLACEHOLDER.search(cell.source)
     path = tmp_path / source.name
     nbformat.write(nb, path)
-    run = subprocess.run([sys.executable, "-m", "pytest", "--nbval", "--nbval-current-env", "-p", "no:cacheprovider",
-                          "-q", "--no-header", str(path)], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    run = nbval(path)
     assert run.returncode == 0, run.stdout[-3000:]
