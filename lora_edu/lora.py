@@ -1,0 +1,332 @@
+"""LoRA: a frozen linear layer plus a trainable low-rank update, Y = X W + X M N · (α/r) + b (chapter 4).
+
+Shapes follow the course: inputs are rows, W is (in, out), M is (in, r), N is (r, out), so the code reads like
+the math: `x @ M @ N`. PyTorch's `nn.Linear.weight` stores Wᵀ (out, in); PEFT's `lora_A.weight` is Mᵀ and
+`lora_B.weight` is Nᵀ. Verbs, as in minLoRA: `apply_lora`, `merge`/`unmerge`, `save_adapter`/`load_adapter`.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+import torch.nn as nn
+
+from ._checks import check_int, check_real
+
+__all__ = ["LoRALinear", "apply_lora", "lora_layers", "merge", "unmerge", "count_parameters", "ParamCount",
+           "save_adapter", "load_adapter", "ARCHITECTURES", "lora_param_count", "LoRACount"]
+
+INITS = ("default", "svd")
+
+
+class LoRALinear(nn.Module):
+    """base(x) + dropout(x) @ M @ N · scaling, with base frozen; x (..., in) -> (..., out)."""
+
+    def __init__(self, base: nn.Linear, r: int, alpha=None, dropout: float = 0.0, init: str = "default",
+                 rslora: bool = False):
+        super().__init__()
+        if isinstance(base, LoRALinear):
+            raise ValueError("this layer already has LoRA; applying it twice would stack two adapters")
+        if not isinstance(base, nn.Linear):
+            raise TypeError(f"LoRALinear wraps an nn.Linear; got {type(base).__name__}")
+        d_in, d_out = base.in_features, base.out_features
+        self.r = check_int(r, "r", 1, min(d_in, d_out), where=f" for a Linear({d_in}, {d_out})")
+        self.alpha = float(self.r if alpha is None else check_real(alpha, "alpha", lo=0.0, lo_open=True))
+        self.dropout_p = check_real(dropout, "dropout", lo=0.0, hi=1.0)
+        if dropout == 1.0:
+            raise ValueError("dropout = 1.0 would drop every input of the LoRA path; expected 0 ≤ dropout < 1")
+        if init not in INITS:
+            raise ValueError(f"init must be one of {INITS}; got {init!r}")
+        self.init, self.rslora = init, bool(rslora)
+        self.scaling = self.alpha / (math.sqrt(self.r) if self.rslora else self.r)
+        self.base = base
+        for p in base.parameters():
+            p.requires_grad_(False)
+        kw = dict(device=base.weight.device, dtype=base.weight.dtype)
+        self.M = nn.Parameter(torch.empty(d_in, self.r, **kw))    # (in, r)
+        self.N = nn.Parameter(torch.zeros(self.r, d_out, **kw))   # (r, out)
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.merged = False
+        self.enabled = True
+        if init == "default":
+            nn.init.kaiming_uniform_(self.M.T, a=math.sqrt(5))    # as loralib/PEFT do for lora_A (= Mᵀ)
+        else:
+            self._init_svd()
+
+    @torch.no_grad()
+    def _init_svd(self):
+        """PiSSA: M N · scaling = the top-r part of W, which is removed from the frozen base."""
+        W = self.base.weight.float().T                             # (in, out): the course's W
+        U, S, Vh = torch.linalg.svd(W, full_matrices=False)
+        U, S, Vh = U[:, :self.r], S[:self.r], Vh[:self.r]
+        root = (S / self.scaling).sqrt()
+        self.M.copy_(U * root)                                     # (in, r)
+        self.N.copy_(root[:, None] * Vh)                           # (r, out)
+        top = (U * S) @ Vh                                         # (in, out)
+        self.base.weight.copy_((W - top).T.to(self.base.weight.dtype))
+
+    def extra_repr(self) -> str:
+        rule = "α/√r" if self.rslora else "α/r"
+        return f"r={self.r}, alpha={self.alpha:g}, scaling={rule}={self.scaling:g}, init={self.init}, merged={self.merged}"
+
+    def forward(self, x):
+        y = self.base(x)
+        if self.merged or not self.enabled:
+            return y
+        return y + (self.dropout(x) @ self.M @ self.N) * self.scaling
+
+    def delta_weight(self) -> torch.Tensor:
+        """ΔW = (M N · scaling)ᵀ in nn.Linear's layout (out, in), computed in fp32."""
+        return ((self.M.float() @ self.N.float()) * self.scaling).T
+
+    @torch.no_grad()
+    def merge(self) -> None:
+        """Fold ΔW into the base weight (through fp32), so inference costs one matrix product."""
+        if self.merged:
+            raise ValueError("this LoRA layer is already merged; merging again would add ΔW twice")
+        w = self.base.weight
+        w.copy_((w.float() + self.delta_weight()).to(w.dtype))
+        self.merged = True
+
+    @torch.no_grad()
+    def unmerge(self) -> None:
+        """Take ΔW back out of the base weight (through fp32)."""
+        if not self.merged:
+            raise ValueError("this LoRA layer is not merged; unmerging would subtract ΔW from the base weight")
+        w = self.base.weight
+        w.copy_((w.float() - self.delta_weight()).to(w.dtype))
+        self.merged = False
+
+
+def lora_layers(model: nn.Module) -> dict[str, LoRALinear]:
+    """Every LoRALinear in the model, by module name."""
+    return {name: m for name, m in model.named_modules() if isinstance(m, LoRALinear)}
+
+
+def _matches(name: str, targets) -> bool:
+    if isinstance(targets, re.Pattern):
+        return targets.fullmatch(name) is not None
+    return any(name == t or name.endswith("." + t) for t in targets)
+
+
+def apply_lora(model: nn.Module, targets, r: int, alpha=None, dropout: float = 0.0, init: str = "default",
+               rslora: bool = False) -> list[str]:
+    """Wrap the nn.Linear modules whose names end with a target (or fully match a regex) in LoRALinear, in place.
+
+    Every other parameter is frozen. Returns the wrapped names.
+    """
+    if isinstance(targets, str):
+        targets = [targets]
+    if not isinstance(targets, re.Pattern):
+        targets = list(targets)
+        if not targets or not all(isinstance(t, str) and t for t in targets):
+            raise TypeError(f"targets must be module-name suffixes (strings) or a compiled regex; got {targets!r}")
+    inside = {f"{n}.base" for n in lora_layers(model)}
+    again = [n for n in lora_layers(model) if _matches(n, targets)]
+    if again:
+        raise ValueError(f"LoRA is already applied to {again}; applying twice would stack two adapters")
+    names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and n not in inside
+             and _matches(n, targets)]
+    if not names:
+        linear = [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and n not in inside]
+        shown = ", ".join(linear[:12]) + (f", … ({len(linear)} in all)" if len(linear) > 12 else "")
+        raise ValueError(f"no nn.Linear module matches targets {targets!r}; the model's Linear modules are: "
+                         f"{shown or 'none'}")
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for name in names:
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        setattr(parent, child, LoRALinear(getattr(parent, child), r, alpha, dropout, init, rslora))
+    return names
+
+
+def merge(model: nn.Module) -> None:
+    """Merge every LoRA layer of the model."""
+    for layer in _require_lora(model).values():
+        layer.merge()
+
+
+def unmerge(model: nn.Module) -> None:
+    """Unmerge every LoRA layer of the model."""
+    for layer in _require_lora(model).values():
+        layer.unmerge()
+
+
+def _require_lora(model):
+    layers = lora_layers(model)
+    if not layers:
+        raise ValueError("the model has no LoRA layers; call apply_lora first")
+    return layers
+
+
+class ParamCount(NamedTuple):
+    """Trainable and total parameters, and the trainable share in percent."""
+    trainable: int
+    total: int
+    share: float
+
+    def __str__(self) -> str:  # the same line PEFT's print_trainable_parameters() prints
+        return f"trainable params: {self.trainable:,} || all params: {self.total:,} || trainable%: {self.share:.4f}"
+
+
+def count_parameters(model: nn.Module) -> ParamCount:
+    """Trainable, total and trainable % of a model's parameters (shared tensors counted once)."""
+    seen = {id(p): p for p in model.parameters()}.values()
+    total = sum(p.numel() for p in seen)
+    trainable = sum(p.numel() for p in seen if p.requires_grad)
+    return ParamCount(trainable, total, 100 * trainable / total if total else 0.0)
+
+
+# ---- adapters on disk -----------------------------------------------------------------------------------------
+
+def _fingerprint(shapes: dict) -> str:
+    return hashlib.sha256(json.dumps(shapes, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _write_atomic(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_adapter(model: nn.Module, path) -> Path:
+    """Write only the LoRA tensors (adapter.safetensors) and a small adapter.json into the folder `path`."""
+    from safetensors.torch import save_file
+    layers = _require_lora(model)
+    first = next(iter(layers.values()))
+    if any((l.r, l.alpha, l.init, l.rslora) != (first.r, first.alpha, first.init, first.rslora) for l in layers.values()):
+        raise ValueError("save_adapter stores one (r, alpha, init, rslora) for all layers; these layers differ")
+    if any(l.merged for l in layers.values()):
+        raise ValueError("unmerge the model before saving: a merged base weight already contains ΔW")
+    shapes = {n: [l.base.in_features, l.base.out_features] for n, l in layers.items()}
+    tensors = {}
+    for n, l in layers.items():
+        tensors[f"{n}.M"] = l.M.detach().cpu().contiguous()
+        tensors[f"{n}.N"] = l.N.detach().cpu().contiguous()
+    from . import __version__
+    card = {"format": "lora_edu.adapter/1", "lora_edu": __version__, "r": first.r, "alpha": first.alpha,
+            "scaling": "alpha/sqrt(r)" if first.rslora else "alpha/r", "init": first.init,
+            "dropout": first.dropout_p, "targets": sorted(layers), "base_shapes": shapes,
+            "base_fingerprint": _fingerprint(shapes), "layout": "M (in, r), N (r, out): y = base(x) + x@M@N*scaling"}
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_atomic(folder / "adapter.safetensors", lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
+    _write_atomic(folder / "adapter.json", lambda tmp: Path(tmp).write_text(json.dumps(card, indent=2) + "\n"))
+    return folder
+
+
+def load_adapter(model: nn.Module, path) -> list[str]:
+    """Load an adapter folder into the model (applying LoRA first if needed); any mismatch names the module."""
+    from safetensors.torch import load_file
+    folder = Path(path)
+    for f in ("adapter.json", "adapter.safetensors"):
+        if not (folder / f).is_file():
+            raise FileNotFoundError(f"{folder} is not an adapter folder: {f} is missing")
+    card = json.loads((folder / "adapter.json").read_text())
+    names = card["targets"]
+    modules = dict(model.named_modules())
+    for n in names:
+        m = modules.get(n)
+        base = m.base if isinstance(m, LoRALinear) else m
+        if not isinstance(base, nn.Linear):
+            raise ValueError(f"adapter module {n!r} is not an nn.Linear in this model "
+                             f"({'missing' if m is None else type(m).__name__})")
+        want = card["base_shapes"][n]
+        if [base.in_features, base.out_features] != want:
+            raise ValueError(f"module {n!r} is Linear({base.in_features}, {base.out_features}) in this model; "
+                             f"the adapter was trained on Linear({want[0]}, {want[1]})")
+    present = lora_layers(model)
+    if not present:
+        apply_lora(model, names, card["r"], card["alpha"], card["dropout"], card["init"],
+                   rslora=card["scaling"] == "alpha/sqrt(r)")
+        present = lora_layers(model)
+    elif sorted(present) != sorted(names):
+        raise ValueError(f"the model's LoRA layers {sorted(present)} differ from the adapter's {sorted(names)}")
+    tensors = load_file(str(folder / "adapter.safetensors"))
+    with torch.no_grad():
+        for n in names:
+            layer = present[n]
+            if layer.r != card["r"]:
+                raise ValueError(f"module {n!r} has LoRA rank {layer.r}; the adapter has rank {card['r']}")
+            if layer.merged:
+                raise ValueError(f"module {n!r} is merged; unmerge before loading another adapter")
+            for key in ("M", "N"):
+                t = tensors.get(f"{n}.{key}")
+                if t is None:
+                    raise ValueError(f"the adapter file has no tensor {n}.{key}")
+                p = getattr(layer, key)
+                if t.shape != p.shape:
+                    raise ValueError(f"{n}.{key} has shape {tuple(t.shape)} in the adapter; the layer expects "
+                                     f"{tuple(p.shape)}")
+                p.copy_(t)
+    return names
+
+
+# ---- the architecture calculator --------------------------------------------------------------------------------
+
+def _gpt2(d, layers, vocab=50257, ctx=1024):
+    return {"layers": layers, "tied": True, "embed": vocab * d + ctx * d, "norms": 2 * d * (2 * layers + 1),
+            "linear": {"attn.c_attn": (d, 3 * d), "attn.c_proj": (d, d), "mlp.c_fc": (d, 4 * d),
+                       "mlp.c_proj": (4 * d, d)}, "bias": True}
+
+
+def _llama(d, layers, ff, kv=None, vocab=32000):
+    kv = kv or d
+    return {"layers": layers, "tied": False, "embed": 2 * vocab * d, "norms": d * (2 * layers + 1),
+            "linear": {"self_attn.q_proj": (d, d), "self_attn.k_proj": (d, kv), "self_attn.v_proj": (d, kv),
+                       "self_attn.o_proj": (d, d), "mlp.gate_proj": (d, ff), "mlp.up_proj": (d, ff),
+                       "mlp.down_proj": (ff, d)}, "bias": False}
+
+
+# Shapes from the public configs (hidden size, layers, MLP width, key/value width for grouped-query attention).
+ARCHITECTURES = {
+    "gpt2": _gpt2(768, 12), "gpt2-medium": _gpt2(1024, 24), "gpt2-large": _gpt2(1280, 36),
+    "gpt2-xl": _gpt2(1600, 48),
+    "llama-2-7b": _llama(4096, 32, 11008), "llama-2-13b": _llama(5120, 40, 13824),
+    "llama-2-70b": _llama(8192, 80, 28672, kv=1024),
+}
+
+
+class LoRACount(NamedTuple):
+    """LoRA's trainable parameters for an architecture, the model's total, and the share in percent."""
+    trainable: int
+    total: int
+    share: float
+    per_target: dict
+
+
+def lora_param_count(arch: str, r: int, targets) -> LoRACount:
+    """Trainable LoRA parameters r·(in + out) per targeted matrix per layer, for a published architecture."""
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
+    a = ARCHITECTURES[arch]
+    r = check_int(r, "r", 1)
+    targets = [targets] if isinstance(targets, str) else list(targets)
+    linear = a["linear"]
+    per = {}
+    for t in targets:
+        hits = [k for k in linear if k == t or k.endswith("." + t)]
+        if not hits:
+            raise ValueError(f"{arch} has no matrix {t!r}; its matrices are: {', '.join(linear)}")
+        for k in hits:
+            d_in, d_out = linear[k]
+            if r > min(d_in, d_out):
+                raise ValueError(f"r = {r} exceeds min(in, out) = {min(d_in, d_out)} of {arch}'s {k}")
+            per[k] = r * (d_in + d_out) * a["layers"]
+    weights = sum(i * o + (o if a["bias"] else 0) for i, o in linear.values()) * a["layers"]
+    total = a["embed"] + a["norms"] + weights
+    trainable = sum(per.values())
+    return LoRACount(trainable, total, 100 * trainable / total, per)

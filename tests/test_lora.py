@@ -1,0 +1,228 @@
+import json
+import re
+
+import pytest
+import torch
+import torch.nn as nn
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lora_edu.lora import (LoRALinear, apply_lora, count_parameters, load_adapter, lora_layers, lora_param_count,
+                           merge, save_adapter, unmerge)
+
+
+class Tiny(nn.Module):
+    """Two blocks with GPT-2-like names, plus a non-Linear module."""
+
+    def __init__(self, d=8):
+        super().__init__()
+        self.h = nn.ModuleList(nn.ModuleDict({"c_attn": nn.Linear(d, 3 * d), "c_proj": nn.Linear(d, d)})
+                               for _ in range(2))
+        self.ln = nn.LayerNorm(d)
+        self.head = nn.Linear(d, 5, bias=False)
+
+    def forward(self, x):
+        for blk in self.h:
+            x = x + blk["c_proj"](blk["c_attn"](x)[..., : x.shape[-1]])
+        return self.head(self.ln(x))
+
+
+def make(seed=0, **kw):
+    torch.manual_seed(seed)
+    return LoRALinear(nn.Linear(6, 4), **{"r": 3, **kw})
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 4), st.floats(0.5, 32), st.booleans(), st.integers(0, 1000))
+def test_layer_equals_the_formula(r, alpha, rslora, seed):
+    torch.manual_seed(seed)
+    layer = LoRALinear(nn.Linear(6, 5), r, alpha=alpha, rslora=rslora)
+    nn.init.normal_(layer.N)
+    x = torch.randn(3, 6)
+    W, b = layer.base.weight.T, layer.base.bias           # the course's W (in, out)
+    scaling = alpha / (r ** 0.5 if rslora else r)
+    torch.testing.assert_close(layer(x), x @ W + x @ layer.M @ layer.N * scaling + b)
+    torch.testing.assert_close(layer.delta_weight().T, layer.M @ layer.N * scaling)
+
+
+@pytest.mark.parametrize("init", ["default", "svd"])
+def test_output_unchanged_at_init(init):
+    torch.manual_seed(0)
+    base = nn.Linear(16, 12)
+    x = torch.randn(5, 16)
+    expected, s0 = base(x), torch.linalg.svdvals(base.weight.detach())
+    layer = LoRALinear(base, 4, alpha=8, init=init)
+    torch.testing.assert_close(layer(x), expected, atol=1e-5, rtol=1e-5)
+    if init == "default":
+        assert torch.all(layer.N == 0) and layer.M.abs().max() <= 1 / 16 ** 0.5
+    else:  # PiSSA: the adapter holds the top-4 singular directions, removed from the base
+        torch.testing.assert_close(torch.linalg.svdvals(layer.delta_weight().detach())[:4], s0[:4])
+        torch.testing.assert_close(torch.linalg.svdvals(layer.base.weight)[:8], s0[4:])
+
+
+def test_disabled_or_zero_adapter_is_the_base():
+    layer = make()
+    nn.init.normal_(layer.N)
+    x = torch.randn(2, 6)
+    layer.enabled = False
+    torch.testing.assert_close(layer(x), layer.base(x))
+    layer.enabled = True
+    with torch.no_grad():
+        layer.N.zero_()
+    torch.testing.assert_close(layer(x), layer.base(x))
+
+
+def test_merge_equals_unmerged_and_round_trips():
+    layer = make()
+    nn.init.normal_(layer.N)
+    x = torch.randn(4, 6)
+    before, w0 = layer(x), layer.base.weight.clone()
+    layer.eval()
+    assert not layer.merged                               # eval() never merges
+    layer.merge()
+    torch.testing.assert_close(layer(x), before, atol=1e-6, rtol=1e-6)
+    with pytest.raises(ValueError, match="already merged"):
+        layer.merge()
+    layer.unmerge()
+    with pytest.raises(ValueError, match="not merged"):
+        layer.unmerge()
+    for _ in range(99):
+        layer.merge()
+        layer.unmerge()
+    assert (layer.base.weight - w0).abs().max() <= 1e-6
+
+
+def test_bf16_merges_through_fp32():
+    torch.manual_seed(0)
+    layer = LoRALinear(nn.Linear(32, 32).to(torch.bfloat16), 4)
+    nn.init.normal_(layer.N, std=0.01)
+    expected = (layer.base.weight.float() + layer.delta_weight()).to(torch.bfloat16)
+    layer.merge()
+    assert layer.base.weight.dtype == torch.bfloat16 and torch.equal(layer.base.weight, expected)
+
+
+def test_training_moves_only_M_and_N_and_recovers_a_planted_low_rank_update():
+    torch.manual_seed(0)
+    d, r = 16, 2
+    teacher = nn.Linear(d, d)
+    student = nn.Linear(d, d)
+    student.load_state_dict(teacher.state_dict())
+    planted = torch.randn(d, r) @ torch.randn(r, d) * 0.3       # the true ΔW (in, out), rank 2
+    with torch.no_grad():
+        teacher.weight += planted.T
+    layer = LoRALinear(student, r)
+    w0, b0 = layer.base.weight.clone(), layer.base.bias.clone()
+    opt = torch.optim.Adam([p for p in layer.parameters() if p.requires_grad], lr=0.05)
+    for _ in range(400):
+        x = torch.randn(64, d)
+        loss = ((layer(x) - teacher(x)) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert layer.base.weight.grad is None and layer.base.bias.grad is None
+    assert torch.equal(layer.base.weight, w0) and torch.equal(layer.base.bias, b0)   # bit-identical
+    assert (layer.delta_weight().T - planted).norm() / planted.norm() < 1e-2
+
+
+def test_apply_lora_by_suffix_and_regex_freezes_the_rest():
+    model = Tiny()
+    names = apply_lora(model, ["c_attn"], r=2)
+    assert names == ["h.0.c_attn", "h.1.c_attn"]
+    assert all(isinstance(model.h[i]["c_attn"], LoRALinear) for i in range(2))
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {f"h.{i}.c_attn.{k}" for i in range(2) for k in "MN"}
+    c = count_parameters(model)
+    assert c.trainable == 2 * 2 * (8 + 24) and str(c).startswith(f"trainable params: {c.trainable:,} || all params: ")
+    model2, reference = Tiny(), Tiny()
+    reference.load_state_dict(model2.state_dict())
+    assert apply_lora(model2, re.compile(r"h\.1\..*"), r=1) == ["h.1.c_attn", "h.1.c_proj"]
+    x = torch.randn(3, 8)
+    torch.testing.assert_close(model2(x), reference(x))      # unchanged at init
+
+
+def test_hostile_cases_are_clear_errors():
+    model = Tiny()
+    with pytest.raises(ValueError, match=r"no nn.Linear module matches targets \['q_proj'\].*h.0.c_attn"):
+        apply_lora(model, ["q_proj"], r=2)
+    apply_lora(model, "c_proj", r=2)
+    with pytest.raises(ValueError, match="already applied"):
+        apply_lora(model, "c_proj", r=2)
+    with pytest.raises(TypeError, match="targets"):
+        apply_lora(model, [3], r=2)
+    with pytest.raises(ValueError, match=r"r = 9 is out of range for a Linear\(6, 4\)"):
+        LoRALinear(nn.Linear(6, 4), 9)
+    with pytest.raises(ValueError, match="integer"):
+        LoRALinear(nn.Linear(6, 4), 2.5)
+    with pytest.raises(ValueError, match="init"):
+        LoRALinear(nn.Linear(6, 4), 2, init="gaussian")
+    with pytest.raises(ValueError, match="alpha"):
+        LoRALinear(nn.Linear(6, 4), 2, alpha=0)
+    with pytest.raises(ValueError, match="dropout"):
+        LoRALinear(nn.Linear(6, 4), 2, dropout=1.0)
+    with pytest.raises(TypeError, match="nn.Linear"):
+        LoRALinear(nn.Conv1d(2, 2, 1), 1)
+    with pytest.raises(ValueError, match="already has LoRA"):
+        LoRALinear(make(), 1)
+    with pytest.raises(ValueError, match="no LoRA layers"):
+        merge(Tiny())
+
+
+@pytest.mark.parametrize("init", ["default", "svd"])
+def test_save_load_round_trip_is_bit_exact(tmp_path, init):
+    torch.manual_seed(0)
+    model = Tiny()
+    fresh = Tiny()
+    fresh.load_state_dict(model.state_dict())
+    apply_lora(model, ["c_attn", "c_proj"], r=2, alpha=4, init=init)
+    for layer in lora_layers(model).values():
+        nn.init.normal_(layer.N)
+    save_adapter(model, tmp_path / "ad")
+    card = json.loads((tmp_path / "ad" / "adapter.json").read_text())
+    assert card["r"] == 2 and card["alpha"] == 4 and card["init"] == init and len(card["targets"]) == 4
+    assert sorted(p.name for p in (tmp_path / "ad").iterdir()) == ["adapter.json", "adapter.safetensors"]
+    assert load_adapter(fresh, tmp_path / "ad") == card["targets"]
+    x = torch.randn(3, 8)
+    assert torch.equal(fresh(x), model(x))
+    for n, layer in lora_layers(fresh).items():
+        assert torch.equal(layer.M, lora_layers(model)[n].M) and torch.equal(layer.N, lora_layers(model)[n].N)
+    merge(fresh)
+    torch.testing.assert_close(fresh(x), model(x), atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="merged"):
+        save_adapter(fresh, tmp_path / "merged")
+    unmerge(fresh)
+
+
+def test_adapter_mismatches_name_the_module(tmp_path):
+    model = Tiny()
+    apply_lora(model, "c_attn", r=2)
+    save_adapter(model, tmp_path / "ad")
+    wider = Tiny(d=12)
+    with pytest.raises(ValueError, match=r"'h.0.c_attn' is Linear\(12, 36\) in this model; the adapter was "
+                                         r"trained on Linear\(8, 24\)"):
+        load_adapter(wider, tmp_path / "ad")
+    other_rank = Tiny()
+    apply_lora(other_rank, "c_attn", r=3)
+    with pytest.raises(ValueError, match="'h.0.c_attn' has LoRA rank 3; the adapter has rank 2"):
+        load_adapter(other_rank, tmp_path / "ad")
+    other_targets = Tiny()
+    apply_lora(other_targets, "c_proj", r=2)
+    with pytest.raises(ValueError, match="differ from the adapter's"):
+        load_adapter(other_targets, tmp_path / "ad")
+    no_module = nn.Sequential(nn.Linear(8, 8))
+    with pytest.raises(ValueError, match="'h.0.c_attn' is not an nn.Linear in this model"):
+        load_adapter(no_module, tmp_path / "ad")
+    with pytest.raises(FileNotFoundError, match="adapter.json is missing"):
+        load_adapter(Tiny(), tmp_path / "nowhere")
+
+
+def test_architecture_calculator_matches_published_counts():
+    c = lora_param_count("llama-2-7b", 8, ["q_proj", "v_proj"])
+    assert c.trainable == 4_194_304 and c.total == 6_738_415_616       # PEFT's well-known numbers
+    assert lora_param_count("gpt2", 1, "c_fc").total == 124_439_808
+    assert lora_param_count("gpt2-xl", 1, "c_fc").total == 1_557_611_200
+    assert lora_param_count("llama-2-70b", 1, "q_proj").total == 68_976_648_192
+    assert lora_param_count("llama-2-70b", 8, "k_proj").trainable == 8 * (8192 + 1024) * 80
+    with pytest.raises(ValueError, match="unknown architecture 'gpt5'; known: gpt2"):
+        lora_param_count("gpt5", 8, "q_proj")
+    with pytest.raises(ValueError, match="gpt2 has no matrix 'q_proj'; its matrices are: attn.c_attn"):
+        lora_param_count("gpt2", 8, "q_proj")
