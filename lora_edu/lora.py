@@ -80,7 +80,7 @@ class LoRALinear(nn.Module):
         y = self.base(x)
         if self.merged or not self.enabled:
             return y
-        return y + (self.dropout(x) @ self.M @ self.N) * self.scaling
+        return y + (self.dropout(x) @ self.M * self.scaling) @ self.N    # scale the thin (…, r) product
 
     def delta_weight(self) -> torch.Tensor:
         """ΔW = (M N · scaling)ᵀ in nn.Linear's layout (out, in), computed in fp32."""
