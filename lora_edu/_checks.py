@@ -22,8 +22,8 @@ def as_matrix(A, name: str = "A") -> np.ndarray:
                          f"got {type(A).__name__}")
     try:
         arr = np.asarray(A)
-    except ValueError as e:  # ragged nested lists
-        raise ValueError(f"{name} must be a 2-D numeric matrix with rows of equal length; got {e}") from None
+    except ValueError:  # ragged nested lists
+        raise ValueError(f"{name} must be a 2-D numeric matrix with rows of equal length") from None
     if arr.dtype == object or arr.dtype.kind not in "biuf":
         what = "complex" if arr.dtype.kind == "c" else "non-numeric"
         raise ValueError(f"{name} must be a real numeric matrix; got {what} entries (dtype {arr.dtype})")

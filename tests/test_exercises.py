@@ -28,7 +28,7 @@ def boom(*args):
 
 
 ALL = [ch1.rank_two, ch1.predict_product_rank, ch1.my_rank, ch1.tolerance, ch1.zero_row_sums,
-       ch2.storage_count, ch2.factor_it, ch2.smallest_rank, ch2.best_rank_r, ch2.break_even]
+       ch2.storage_count, ch2.factor_it, ch2.smallest_rank, ch2.compress, ch2.break_even]
 
 
 @pytest.mark.parametrize("ex", ALL, ids=lambda e: e.number)
@@ -39,7 +39,7 @@ def test_placeholder_is_not_attempted_and_correct_message_does_not_depend_on_ans
     assert status(ex, not_implemented) in ("not attempted", "wrong")   # functions: not attempted
 
 
-@pytest.mark.parametrize("ex", [ch1.my_rank, ch2.best_rank_r], ids=lambda e: e.number)
+@pytest.mark.parametrize("ex", [ch1.my_rank, ch2.compress], ids=lambda e: e.number)
 def test_function_exercises(ex):
     assert status(ex, not_implemented) == "not attempted"
     msg = message(ex, boom)
@@ -52,8 +52,8 @@ def test_hints_get_stronger_then_repeat_and_solution_prints(capsys):
     for _ in range(3):
         ex.hint()
     out = capsys.readouterr().out.splitlines()
-    assert out == ["Hint 1 of 2 for exercise 9.9: weak", "Hint 2 of 2 for exercise 9.9: strong",
-                   "Hint 2 of 2 for exercise 9.9: strong"]
+    assert out[:2] == ["Hint 1 of 2 for exercise 9.9: weak", "Hint 2 of 2 for exercise 9.9: strong"]
+    assert out[2].startswith("Hint 2 of 2 for exercise 9.9: strong (that was the last hint; .solution()")
     ex.solution()
     assert "answer = 1" in capsys.readouterr().out
     for e in ALL:
@@ -76,6 +76,8 @@ def test_rank_two():
     assert "your matrix has rank 3; the exercise asks for rank 2" in message(ch1.rank_two, np.diag([1, 2, 3, 0]))
     assert "shape (3, 3); expected (4, 4)" in message(ch1.rank_two, np.eye(3))
     assert "2-D" in message(ch1.rank_two, [1, 2, 3, 4])
+    assert "rows of equal length." in message(ch1.rank_two, [[1, 2], [3]])
+    assert status(ch1.rank_two, [[Fraction(1), 0, 1, 0], [0, 1, 0, 1], [1, 1, 1, 1], [2, 3, 2, 3]]) == "correct"
     assert "NaN" in message(ch1.rank_two, [[np.nan] * 4] * 4)
     assert "non-numeric" in message(ch1.rank_two, [["a"] * 4] * 4)
 
@@ -85,8 +87,10 @@ def test_predict_product_rank():
     assert status(ch1.predict_product_rank, 2.0) == "correct"
     assert "min(2, 3) = 2" in message(ch1.predict_product_rank, 3)
     assert "cannot drop to 1" in message(ch1.predict_product_rank, 1)
-    assert "whole number" in message(ch1.predict_product_rank, "two")
+    assert "should be a number" in message(ch1.predict_product_rank, "two")
     assert "whole number" in message(ch1.predict_product_rank, 2.5)
+    assert "cannot be negative" in message(ch1.predict_product_rank, -1)
+    assert status(ch1.predict_product_rank, np.array(2)) == "correct"
 
 
 def test_my_rank():
@@ -104,11 +108,30 @@ def test_my_rank():
                 rank += 1
         return rank
 
+    def advance_always(M):  # moves to the next row even when a column has no pivot
+        R = [[Fraction(x) for x in row] for row in M]
+        m, n = len(R), len(R[0])
+        rank = row = 0
+        for col in range(n):
+            if row >= m:
+                break
+            p = next((i for i in range(row, m) if R[i][col] != 0), None)
+            if p is not None:
+                R[row], R[p] = R[p], R[row]
+                for i in range(row + 1, m):
+                    f = R[i][col] / R[row][col]
+                    R[i] = [a - f * b for a, b in zip(R[i], R[row])]
+                rank += 1
+            row += 1
+        return rank
+
     assert status(ch1.my_rank, good) == "correct"
-    assert status(ch1.my_rank, lambda M: np.linalg.matrix_rank(np.array(M, dtype=float))) == "correct"
     assert "my_rank([[0, 1], [1, 0]]) returned 1; expected 2" in message(ch1.my_rank, no_swap)
-    assert "returned None" in message(ch1.my_rank, lambda M: None)
-    assert "returned 'two'" in message(ch1.my_rank, lambda M: "two")
+    assert "my_rank([[1, 2, 0], [2, 4, 1]]) returned 1; expected 2." in message(ch1.my_rank, advance_always)
+    floats = message(ch1.my_rank, lambda M: int(np.linalg.matrix_rank(np.array(M, dtype=float))))
+    assert floats.endswith("Floating-point arithmetic cannot see this one: use Fractions.")
+    assert "returned None (NoneType); a rank is a whole number" in message(ch1.my_rank, lambda M: None)
+    assert "returned 2.0 (float)" in message(ch1.my_rank, lambda M: float(good(M)))
 
 
 def test_tolerance():
@@ -119,6 +142,7 @@ def test_tolerance():
     assert "numerical rank of X is 1" in message(ch1.tolerance, 4.0)
     assert "finite number ≥ 0" in message(ch1.tolerance, -1.0)
     assert "should be a number" in message(ch1.tolerance, "1e-6")
+    assert status(ch1.tolerance, Fraction(1, 10**6)) == "correct" and status(ch1.tolerance, np.array(1e-6)) == "correct"
     assert ch1.tolerance.data["X"].shape == (6, 6)
 
 
@@ -127,6 +151,7 @@ def test_zero_row_sums():
     assert "column 1 + column 2 + column 3 + column 4 = 0" in message(ch1.zero_row_sums, 4)
     assert "min(10, 4) = 4" in message(ch1.zero_row_sums, 10)
     assert "not the largest" in message(ch1.zero_row_sums, 2)
+    assert "cannot be negative" in message(ch1.zero_row_sums, -1)
 
 
 # ---- chapter 2 ---------------------------------------------------------------------------------------------
@@ -137,7 +162,7 @@ def test_storage_count():
     assert "count the entries of M and of N separately" in message(ch2.storage_count, 16 * 768 * 3072)
     assert "counts only M" in message(ch2.storage_count, 16 * 768)
     assert "counts only N" in message(ch2.storage_count, 16 * 3072)
-    assert "is not it" in message(ch2.storage_count, 5)
+    assert message(ch2.storage_count, 5).endswith("5 is not it: M is m × r and N is r × n; add up their entries.")
 
 
 def test_factor_it():
@@ -150,6 +175,9 @@ def test_factor_it():
     assert "M has shape (3, 3); expected (m, r) = (3, 2)" in message(ch2.factor_it, (C, N))
     assert "N has shape (3, 3); expected (r, n) = (2, 3)" in message(ch2.factor_it, (M, C))
     assert "largest entry difference is 8" in message(ch2.factor_it, (M, np.array([[1, 0, 0], [0, 1, -1]])))
+    import torch
+    U, S, Vh = torch.linalg.svd(torch.tensor(C, dtype=torch.float32))
+    assert status(ch2.factor_it, (U[:, :2] * S[:2], Vh[:2])) == "correct"   # float32 factors pass
     assert "pair (M, N)" in message(ch2.factor_it, C)
 
 
@@ -158,26 +186,41 @@ def test_smallest_rank():
     r = int(np.argmax(f.errors() < 0.05)) + 1
     assert status(ch2.smallest_rank, r) == "correct"
     assert "still not below 5 %" in message(ch2.smallest_rank, r - 1)
-    assert f"rank {r} already has error" in message(ch2.smallest_rank, r + 1)
+    assert "but so does a smaller rank" in message(ch2.smallest_rank, r + 1)
+    assert str(r) not in message(ch2.smallest_rank, 512)                # never hands over the answer
     assert "between 1 and 512" in message(ch2.smallest_rank, 0)
 
 
-def test_best_rank_r():
-    def good(A, r):
-        U, s, Vt = np.linalg.svd(A, full_matrices=False)
-        return U[:, :r] * s[:r], Vt[:r]
+def test_compress():
+    from lora_edu.svd import low_rank_approx
 
-    def smallest_values(A, r):  # keeps the wrong end of the spectrum
-        U, s, Vt = np.linalg.svd(A, full_matrices=False)
-        return U[:, -r:] * s[-r:], Vt[-r:]
+    def good(A, share):
+        m, n = A.shape
+        return low_rank_approx(A, max(1, min(min(m, n), int(share * m * n // (m + n)))))
 
-    assert status(ch2.best_rank_r, good) == "correct"
-    assert "Keep the r largest singular values" in message(ch2.best_rank_r, smallest_values)
-    assert "expected (m, r) = (6, 2)" in message(ch2.best_rank_r, lambda A, r: (A, np.eye(A.shape[1])))
-    assert "should return a pair (M, N)" in message(ch2.best_rank_r, lambda A, r: A)
+    def too_big(A, share):
+        m, n = A.shape
+        return low_rank_approx(A, min(m, n))
+
+    def no_sigma(A, share):
+        m, n = A.shape
+        r = max(1, int(share * m * n // (m + n)))
+        U, s, Vt = np.linalg.svd(A, full_matrices=False)
+        return U[:, :r], Vt[:r]
+
+    def float32(A, share):
+        M, N = good(A.astype(np.float32), share)
+        return M, N
+
+    assert status(ch2.compress, good) == "correct" and status(ch2.compress, float32) == "correct"
+    assert "more than 20% of 1,200" in message(ch2.compress, too_big)
+    assert "a larger rank would too" in message(ch2.compress, lambda A, s: low_rank_approx(A, 1))
+    assert "Is MN the sum of the" in message(ch2.compress, no_sigma)
+    assert "compress(A of shape (40, 30), share=0.2) should return a pair" in message(ch2.compress, lambda A, s: A)
+    assert "compress(A of shape (40, 30), share=0.2) raised ZeroDivisionError" in message(ch2.compress, boom)
 
 
 def test_break_even():
-    assert status(ch2.break_even, 90) == "correct"
-    assert "100,100 numbers — not fewer than the 100,000" in message(ch2.break_even, 91)
-    assert "at r = 90 the factors still store fewer" in message(ch2.break_even, 89)
+    assert status(ch2.break_even, 187) == "correct"
+    assert "150,400 numbers — not fewer than the 150,000" in message(ch2.break_even, 188)
+    assert "a larger rank than 186 still stores fewer" in message(ch2.break_even, 186)

@@ -12,7 +12,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-__all__ = ["Verdict", "Exercise", "NotAttempted", "Wrong", "as_int", "as_matrix_answer", "describe", "call"]
+__all__ = ["Verdict", "Exercise", "NotAttempted", "Wrong", "as_number", "as_int", "as_matrix_answer", "describe", "call"]
 
 
 class NotAttempted(Exception):
@@ -66,7 +66,7 @@ class Exercise:
             reason = f"checking your answer raised {type(e).__name__}: {e}"
         if reason is None:
             return Verdict("correct", f"Exercise {self.number}: correct — {self._correct}")
-        return Verdict("wrong", f"Exercise {self.number}: not yet. {reason}")
+        return Verdict("wrong", f"Exercise {self.number}: not yet — {reason}")
 
     def check(self, answer) -> None:
         """Print the verdict on the answer."""
@@ -75,8 +75,10 @@ class Exercise:
     def hint(self) -> None:
         """Print the next hint; calling again gives a stronger one."""
         i = min(self._hints_shown, len(self.hints) - 1)
+        last = self._hints_shown >= len(self.hints)
         self._hints_shown += 1
-        print(f"Hint {i + 1} of {len(self.hints)} for exercise {self.number}: {self.hints[i]}")
+        more = " (that was the last hint; .solution() shows a worked solution)" if last else ""
+        print(f"Hint {i + 1} of {len(self.hints)} for exercise {self.number}: {self.hints[i]}{more}")
 
     def solution(self) -> None:
         """Print a worked solution."""
@@ -93,24 +95,43 @@ def describe(x, limit: int = 60) -> str:
     return s if len(s) <= limit else s[: limit - 1] + "…"
 
 
-def as_int(answer, what: str = "your answer") -> int:
-    """A whole number, or `Wrong` saying what was given."""
-    if isinstance(answer, bool) or not isinstance(answer, numbers.Real) or not float(answer).is_integer():
-        raise Wrong(f"{what} should be a whole number; got {describe(answer)} ({type(answer).__name__})")
-    return int(answer)
+def as_number(answer, what: str = "your answer") -> float:
+    """A finite real number (int, float, Fraction, numpy scalar or 0-d array), or `Wrong` saying what was given."""
+    if isinstance(answer, np.ndarray) and answer.ndim == 0:
+        answer = answer.item()
+    if isinstance(answer, bool) or not isinstance(answer, numbers.Real) or not np.isfinite(float(answer)):
+        raise Wrong(f"{what} should be a number; got {describe(answer)} ({type(answer).__name__}).")
+    return float(answer)
+
+
+def as_int(answer, what: str = "your answer", lo: int | None = 0) -> int:
+    """A whole number ≥ lo, or `Wrong` saying what was given."""
+    x = as_number(answer, what)
+    if not x.is_integer():
+        raise Wrong(f"{what} should be a whole number; got {describe(answer)}.")
+    if lo is not None and x < lo:
+        raise Wrong(f"{what} cannot be negative; got {int(x)}." if lo == 0 else f"{what} must be at least {lo}.")
+    return int(x)
 
 
 def as_matrix_answer(answer, name: str = "your matrix") -> np.ndarray:
     """A finite 2-D float array from an array, nested list or tensor, or `Wrong` saying what is wrong."""
     from .._checks import as_matrix
     try:
-        return as_matrix(answer, name)
+        arr = np.asarray(answer, dtype=float)   # lets Fractions and other real numbers in
+    except (TypeError, ValueError):
+        arr = answer
+    try:
+        return as_matrix(arr, name)
     except ValueError as e:
-        raise Wrong(str(e)[0].upper() + str(e)[1:]) from None
+        raise Wrong(f"{e}.") from None
 
 
-def call(fn, args: tuple, name: str):
-    """Call the learner's function; NotImplementedError means not attempted, any other error is reported."""
+def call(fn, args: tuple, name: str, shown: str | None = None):
+    """Call the learner's function; NotImplementedError means not attempted, any other error is reported.
+
+    `shown` describes the arguments in messages (default: their short reprs).
+    """
     if not callable(fn):
         raise Wrong(f"{name} should be a function; got {describe(fn)} ({type(fn).__name__})")
     try:
@@ -118,5 +139,5 @@ def call(fn, args: tuple, name: str):
     except NotImplementedError:
         raise NotAttempted from None
     except Exception as e:
-        shown = ", ".join(describe(a) for a in args)
+        shown = ", ".join(describe(a) for a in args) if shown is None else shown
         raise Wrong(f"{name}({shown}) raised {type(e).__name__}: {e}") from None

@@ -4,7 +4,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..rank import matrix_rank, random_low_rank, rank_by_elimination
-from . import Exercise, Wrong, as_int, as_matrix_answer, call, describe
+import numbers
+
+from . import Exercise, as_int, as_matrix_answer, as_number, call, describe
 
 __all__ = ["rank_two", "predict_product_rank", "my_rank", "tolerance", "zero_row_sums"]
 
@@ -42,8 +44,8 @@ def _predict(answer):
         return (f"rank(AB) cannot be {k}: rank(AB) ≤ min(rank A, rank B) = min(2, 3) = 2 (property 2).")
     if k < 2:
         return (f"rank(AB) cannot drop to {k} here. B is 3×5 with rank 3: its three rows are independent, so "
-                "multiplying by B loses nothing that A holds. Try it with random_low_rank(4, 3, 2) @ "
-                "random_low_rank(3, 5, 3).")
+                "multiplying by B loses nothing that A holds. Try it: from lora_edu.rank import random_low_rank, then "
+                "matrix_rank(random_low_rank(4, 3, 2) @ random_low_rank(3, 5, 3)).")
     return None
 
 
@@ -61,29 +63,33 @@ c @ A = 0 — the same dependences A already had. So AB has exactly as many inde
     correct="rank(AB) = 2: the bound min(rank A, rank B) is reached, because B has full row rank.")
 
 
-_RANK_CASES = [
-    [[0, 1], [1, 0]],                       # needs a row swap
-    [[0, 0, 0], [0, 0, 0]],                 # the zero matrix
-    [[1, 2, 3], [2, 4, 6]],                 # wide, rank 1
-    [[2, 4], [1, 2], [3, 6]],               # tall, rank 1
-    [[0, 0, 1], [0, 0, 2], [1, 1, 1]],      # pivots not on the diagonal
-    [[1, 0, 0], [0, 1, 0], [0, 0, 1]],      # identity
-    [[5]],                                  # 1×1
-    [[1, 2, 0, 3], [2, 4, 1, 1], [3, 6, 1, 4], [0, 0, 2, -10]],  # rank 2, fractions on the way
-    [[3, 1, 4, 1, 5], [9, 2, 6, 5, 3], [5, 8, 9, 7, 9], [3, 2, 3, 8, 4]],  # full rank 4
+FLOAT_TRAP = " Floating-point arithmetic cannot see this one: use Fractions."
+_RANK_CASES = [                              # (matrix, what a wrong answer is told besides the numbers)
+    ([[0, 1], [1, 0]], ""),                 # needs a row swap
+    ([[0, 0, 0], [0, 0, 0]], ""),           # the zero matrix
+    ([[1, 2, 3], [2, 4, 6]], ""),           # wide, rank 1
+    ([[2, 4], [1, 2], [3, 6]], ""),         # tall, rank 1
+    ([[0, 0, 1], [0, 0, 2], [1, 1, 1]], ""),  # pivots not on the diagonal
+    ([[1, 0, 0], [0, 1, 0], [0, 0, 1]], ""),  # identity
+    ([[5]], ""),                            # 1×1
+    ([[1, 2, 0, 3], [2, 4, 1, 1], [3, 6, 1, 4], [0, 0, 2, -10]], ""),  # rank 2, fractions on the way
+    ([[3, 1, 4, 1, 5], [9, 2, 6, 5, 3], [5, 8, 9, 7, 9], [3, 2, 3, 8, 4]], ""),  # full rank 4
+    ([[1, 2, 0], [2, 4, 1]], ""),           # the second pivot lies beyond column min(m, n)
+    ([[1, 2, 3], [2, 4, 7]], ""),           # a column without a pivot must not advance the row
+    ([[-38, -54, -18], [-24, -12, -32], [-22, 9, -48]], FLOAT_TRAP),  # rank 2: float elimination finds 3
+    ([[10**17, 10**17 + 1], [1, 1]], FLOAT_TRAP),  # rank 2: in float64 the two columns look equal
 ]
 
 
 def _my_rank(fn):
-    for case in _RANK_CASES:
+    for case, note in _RANK_CASES:
         got = call(fn, ([row[:] for row in case],), "my_rank")
         want = rank_by_elimination(case)
-        try:
-            ok = float(got) == want
-        except (TypeError, ValueError):
-            ok = False
-        if not ok:
-            return f"my_rank({describe(case)}) returned {describe(got)}; expected {want}."
+        if isinstance(got, bool) or not isinstance(got, numbers.Integral):
+            return (f"my_rank({describe(case)}) returned {describe(got)} ({type(got).__name__}); "
+                    "a rank is a whole number: return an int.")
+        if got != want:
+            return f"my_rank({describe(case)}) returned {got}; expected {want}.{note}"
     return None
 
 
@@ -116,10 +122,8 @@ _X = random_low_rank(6, 6, 2, seed=11) + 1e-9 * np.random.default_rng(12).standa
 
 
 def _tolerance(answer):
-    if isinstance(answer, bool) or not isinstance(answer, (int, float, np.floating, np.integer)):
-        raise Wrong(f"the tolerance should be a number; got {describe(answer)} ({type(answer).__name__}).")
-    tol = float(answer)
-    if not np.isfinite(tol) or tol < 0:
+    tol = as_number(answer, "the tolerance")
+    if tol < 0:
         return f"a tolerance must be a finite number ≥ 0; got {tol}."
     k = matrix_rank(_X, tol=tol)
     if k > 2:
