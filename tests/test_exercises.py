@@ -5,7 +5,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from lora_edu.exercises import Exercise, Verdict, ch1, ch2
+from lora_edu.exercises import Exercise, Verdict, ch1, ch2, ch3
 from lora_edu.rank import rank_by_elimination
 
 
@@ -28,7 +28,8 @@ def boom(*args):
 
 
 ALL = [ch1.rank_two, ch1.predict_product_rank, ch1.my_rank, ch1.tolerance, ch1.zero_row_sums,
-       ch2.storage_count, ch2.factor_it, ch2.smallest_rank, ch2.compress, ch2.break_even]
+       ch2.storage_count, ch2.factor_it, ch2.smallest_rank, ch2.compress, ch2.break_even,
+       ch3.layer_shapes, ch3.param_count, ch3.mlp_forward, ch3.to_torch]
 
 
 @pytest.mark.parametrize("ex", ALL, ids=lambda e: e.number)
@@ -224,3 +225,51 @@ def test_break_even():
     assert status(ch2.break_even, 187) == "correct"
     assert "150,400 numbers — not fewer than the 150,000" in message(ch2.break_even, 188)
     assert "a larger rank than 186 still stores fewer" in message(ch2.break_even, 186)
+
+
+# ---- chapter 3 ---------------------------------------------------------------------------------------------
+
+def test_layer_shapes():
+    assert status(ch3.layer_shapes, ((768, 3072), (3072, 768))) == "correct"
+    assert status(ch3.layer_shapes, [np.array([768, 3072]), [3072, 768]]) == "correct"
+    assert "swapped" in message(ch3.layer_shapes, ((3072, 768), (768, 3072)))
+    assert "nn.Linear.weight is (out_features, in_features)" in message(ch3.layer_shapes, ((768, 3072), (768, 3072)))
+    assert "one row per input" in message(ch3.layer_shapes, ((768, 768), (3072, 768)))
+    assert "pair of whole numbers" in message(ch3.layer_shapes, ("768x3072", (3072, 768)))
+    assert "answer with a pair" in message(ch3.layer_shapes, 768)
+
+
+def test_param_count():
+    assert status(ch3.param_count, 203_530) == "correct"
+    assert "counts only the weights" in message(ch3.param_count, 784 * 256 + 256 * 10)
+    assert "first layer only" in message(ch3.param_count, 784 * 256 + 256)
+    assert "is not it" in message(ch3.param_count, 1)
+
+
+def test_mlp_forward():
+    good = lambda X, W1, b1, W2, b2: np.tanh(X @ W1 + b1) @ W2 + b2
+    assert status(ch3.mlp_forward, good) == "correct"
+    assert status(ch3.mlp_forward, not_implemented) == "not attempted"
+    assert "without the tanh" in message(ch3.mlp_forward, lambda X, W1, b1, W2, b2: (X @ W1 + b1) @ W2 + b2)
+    transposed = message(ch3.mlp_forward, lambda X, W1, b1, W2, b2: np.tanh(X @ W1.T + b1) @ W2 + b2)
+    assert "mlp_forward(X (4, 3), W1 (3, 6)" in transposed and "raised ValueError" in transposed
+    assert "returned shape (4, 6)" in message(ch3.mlp_forward, lambda X, W1, b1, W2, b2: np.tanh(X @ W1 + b1))
+
+
+def test_to_torch():
+    import torch
+    import torch.nn as nn
+    W, b = ch3.to_torch.data["W"], ch3.to_torch.data["b"]
+    layer = nn.Linear(3, 6)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor(W.T))
+        layer.bias.copy_(torch.tensor(b))
+    assert status(ch3.to_torch, layer) == "correct"
+    assert "nn.Linear(6, 3)" in message(ch3.to_torch, nn.Linear(6, 3))
+    assert "must hold Wᵀ" in message(ch3.to_torch, nn.Linear(3, 6))
+    no_bias = nn.Linear(3, 6)
+    with torch.no_grad():
+        no_bias.weight.copy_(torch.tensor(W.T))
+    assert "the bias differs" in message(ch3.to_torch, no_bias)
+    assert "answer with an nn.Linear" in message(ch3.to_torch, W)
+    assert "no bias" in message(ch3.to_torch, nn.Linear(3, 6, bias=False))
