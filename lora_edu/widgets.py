@@ -16,7 +16,8 @@ from ._checks import as_matrix, check_int, check_real
 from .rank import default_tol as _default_tol
 from .svd import SVDFactorizer
 
-__all__ = ["Panel", "figure_png", "image_png", "noise_rank_slider", "photo_rank_slider", "matrix_rank_slider"]
+__all__ = ["Panel", "figure_png", "image_png", "noise_rank_slider", "photo_rank_slider", "matrix_rank_slider",
+           "lora_calculator"]
 
 
 class Panel(W.VBox):
@@ -35,7 +36,8 @@ class Panel(W.VBox):
         self.values: dict = {}
         self._draw = draw
         figure = self.image if beside is None else W.HBox([beside, self.image])
-        super().__init__([W.HBox(list(controls.values())), self.readout, figure])
+        row = W.HBox(list(controls.values()), layout=W.Layout(flex_flow="row wrap"))
+        super().__init__([row, self.readout, figure])
         for c in controls.values():
             c.observe(lambda _change: self.update(), names="value")
         self.update()
@@ -134,3 +136,40 @@ def matrix_rank_slider(A, r: int = 5, true_rank: int | None = None) -> Panel:
         return values, html, figure_png(fig)
 
     return Panel({"r": _int_slider(r, 1, f.max_rank, "rank r")}, draw)
+
+
+def lora_calculator(arch: str = "llama-2-7b", r: int = 8, targets=("q_proj", "v_proj")) -> Panel:
+    """LoRA's trainable parameters for a published architecture: sliders over r and checkboxes over matrices."""
+    from .lora import ARCHITECTURES, lora_param_count
+
+    lora_param_count(arch, r, targets)  # checks arch, r and targets
+    family = [a for a in ARCHITECTURES if a.split("-")[0] == arch.split("-")[0]]
+    names = list(ARCHITECTURES[arch]["linear"])
+    chosen = {k for k in names for t in targets if k == t or k.endswith("." + t)}
+    ranks = [1, 2, 4, 8, 16, 32, 64, 128, 256]
+    controls = {"arch": W.Dropdown(options=family, value=arch, description="model"),
+                "r": W.SelectionSlider(options=ranks, value=r if r in ranks else 8, description="rank r",
+                                       continuous_update=False)}
+    controls.update({k: W.Checkbox(value=k in chosen, description=k, indent=False,
+                                   layout=W.Layout(width="150px")) for k in names})
+
+    def draw(arch, r, **checks):
+        picked = [k for k, on in checks.items() if on]
+        if not picked:
+            values = {"arch": arch, "r": r, "targets": [], "trainable": 0, "total": None, "share": 0.0}
+            fig, ax = plt.subplots(figsize=(7, 2.6), layout="constrained")
+            ax.text(0.5, 0.5, "tick at least one matrix", ha="center", va="center")
+            ax.axis("off")
+            return values, "no matrix ticked: LoRA trains nothing", figure_png(fig)
+        c = lora_param_count(arch, r, picked)
+        values = {"arch": arch, "r": r, "targets": picked, "trainable": c.trainable, "total": c.total,
+                  "share": c.share}
+        html = (f"<b>{arch}</b>, r = {r}, on {', '.join(picked)}: <b>{c.trainable:,}</b> trainable parameters "
+                f"of {c.total:,} = <b>{c.share:.3f} %</b>")
+        fig, ax = plt.subplots(figsize=(7, 2.6), layout="constrained")
+        ax.barh(list(c.per_target)[::-1], [v / 1e6 for v in c.per_target.values()][::-1], color=plots.BLUE)
+        ax.set(xlabel="trainable parameters (millions)",
+               title=f"{c.trainable / 1e6:.2f}M trainable = {c.share:.3f} % of {c.total / 1e9:.2f}B")
+        return values, html, figure_png(fig)
+
+    return Panel(controls, draw)

@@ -5,7 +5,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from lora_edu.exercises import Exercise, Verdict, ch1, ch2, ch3
+from lora_edu.exercises import Exercise, Verdict, ch1, ch2, ch3, ch4
 from lora_edu.rank import rank_by_elimination
 
 
@@ -29,7 +29,8 @@ def boom(*args):
 
 ALL = [ch1.rank_two, ch1.predict_product_rank, ch1.my_rank, ch1.tolerance, ch1.zero_row_sums,
        ch2.storage_count, ch2.factor_it, ch2.smallest_rank, ch2.compress, ch2.break_even,
-       ch3.layer_shapes, ch3.param_count, ch3.mlp_forward, ch3.to_torch]
+       ch3.layer_shapes, ch3.param_count, ch3.mlp_forward, ch3.to_torch,
+       ch4.adapter_size, ch4.lora_forward, ch4.merge_weight, ch4.budget_rank]
 
 
 @pytest.mark.parametrize("ex", ALL, ids=lambda e: e.number)
@@ -273,3 +274,30 @@ def test_to_torch():
     assert "the bias differs" in message(ch3.to_torch, no_bias)
     assert "answer with an nn.Linear" in message(ch3.to_torch, W)
     assert "no bias" in message(ch3.to_torch, nn.Linear(3, 6, bias=False))
+
+
+# ---- chapter 4 ---------------------------------------------------------------------------------------------
+
+def test_adapter_size():
+    assert status(ch4.adapter_size, 65_536) == "correct"
+    assert "full 4096 × 4096 matrix" in message(ch4.adapter_size, 4096 * 4096)
+    assert "only one factor" in message(ch4.adapter_size, 8 * 4096)
+    assert "is not it" in message(ch4.adapter_size, 3)
+
+
+def test_lora_forward_and_merge_weight():
+    good = lambda X, W, b, M, N, s: X @ W + (X @ M) @ N * s + b
+    assert status(ch4.lora_forward, good) == "correct"
+    assert "multiplied by scale" in message(ch4.lora_forward, lambda X, W, b, M, N, s: X @ W + X @ M @ N + b)
+    assert "base layer alone" in message(ch4.lora_forward, lambda X, W, b, M, N, s: X @ W + b)
+    assert "raised ValueError" in message(ch4.lora_forward, lambda X, W, b, M, N, s: X @ W + X @ N @ M * s + b)
+    assert status(ch4.merge_weight, lambda W, M, N, s: W + M @ N * s) == "correct"
+    assert "the scale is missing" in message(ch4.merge_weight, lambda W, M, N, s: W + M @ N)
+    assert "W's shape" in message(ch4.merge_weight, lambda W, M, N, s: (W + M @ N * s).T)
+
+
+def test_budget_rank():
+    assert status(ch4.budget_rank, 20) == "correct"
+    assert "9,961,472" in message(ch4.budget_rank, 19)
+    assert "a smaller rank does too" in message(ch4.budget_rank, 21)
+    assert "at least 1" in message(ch4.budget_rank, 0)

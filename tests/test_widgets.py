@@ -74,3 +74,23 @@ def test_plots_return_figures():
                 plots.reconstruction(np.eye(4), np.eye(4), 1, 0.5, 0.25)):
         assert isinstance(fig, matplotlib.figure.Figure)
         plt.close(fig)
+
+
+def test_lora_calculator_shows_lora_param_count():
+    from lora_edu.lora import lora_param_count
+    panel = widgets.lora_calculator("llama-2-7b", r=8, targets=["q_proj", "v_proj"])
+    assert panel.values["trainable"] == 4_194_304
+    panel.controls["r"].value = 16
+    panel.controls["self_attn.o_proj"].value = True
+    want = lora_param_count("llama-2-7b", 16, ["q_proj", "v_proj", "o_proj"])
+    assert panel.values["trainable"] == want.trainable
+    assert f"<b>{want.trainable:,}</b> trainable parameters of {want.total:,}" in panel.readout.value
+    panel.controls["arch"].value = "llama-2-13b"
+    assert panel.values["total"] == lora_param_count("llama-2-13b", 1, "q_proj").total
+    for k in ("self_attn.q_proj", "self_attn.v_proj", "self_attn.o_proj"):
+        panel.controls[k].value = False
+    assert panel.values["trainable"] == 0 and "trains nothing" in panel.readout.value
+    assert list(widgets.lora_calculator("gpt2", 4, "c_attn").controls["arch"].options) == [
+        "gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl"]
+    with pytest.raises(ValueError, match="unknown architecture"):
+        widgets.lora_calculator("bert")
