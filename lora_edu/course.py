@@ -15,13 +15,13 @@ import argparse
 import ast
 import copy
 import json
-import os
 import sys
-import tempfile
 import textwrap
 from pathlib import Path
 
 import nbformat
+
+from ._io import write_atomic
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 ANSWER = "...  # YOUR ANSWER HERE"
@@ -95,17 +95,6 @@ def student_notebook(nb, name: str = "notebook"):
     return nb
 
 
-def _write_atomic(nb, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            nbformat.write(nb, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _editions(src: Path):
     for path in sorted(src.glob("*.ipynb")):
         yield path.name, student_notebook(nbformat.read(path, as_version=4), path.name)
@@ -120,7 +109,7 @@ def build(src="notebooks", out=None) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for name, nb in _editions(src):
-        _write_atomic(nb, out / name)
+        write_atomic(out / name, lambda tmp, nb=nb: nbformat.write(nb, tmp))
         written.append(out / name)
     return written
 

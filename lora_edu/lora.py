@@ -9,9 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import NamedTuple
 
@@ -19,6 +17,7 @@ import torch
 import torch.nn as nn
 
 from ._checks import check_int, check_real
+from ._io import write_atomic
 
 __all__ = ["LoRALinear", "apply_lora", "lora_layers", "merge", "unmerge", "count_parameters", "ParamCount",
            "save_adapter", "load_adapter", "ARCHITECTURES", "lora_param_count", "LoRACount"]
@@ -191,17 +190,6 @@ def _fingerprint(shapes: dict) -> str:
     return hashlib.sha256(json.dumps(shapes, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _write_atomic(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_adapter(model: nn.Module, path) -> Path:
     """Write only the LoRA tensors (adapter.safetensors) and a small adapter.json into the folder `path`."""
     from safetensors.torch import save_file
@@ -223,8 +211,8 @@ def save_adapter(model: nn.Module, path) -> Path:
             "base_fingerprint": _fingerprint(shapes), "layout": "M (in, r), N (r, out): y = base(x) + x@M@N*scaling"}
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
-    _write_atomic(folder / "adapter.safetensors", lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
-    _write_atomic(folder / "adapter.json", lambda tmp: Path(tmp).write_text(json.dumps(card, indent=2) + "\n"))
+    write_atomic(folder / "adapter.safetensors", lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
+    write_atomic(folder / "adapter.json", lambda tmp: Path(tmp).write_text(json.dumps(card, indent=2) + "\n"))
     return folder
 
 

@@ -226,3 +226,21 @@ def test_architecture_calculator_matches_published_counts():
         lora_param_count("gpt5", 8, "q_proj")
     with pytest.raises(ValueError, match="gpt2 has no matrix 'q_proj'; its matrices are: attn.c_attn"):
         lora_param_count("gpt2", 8, "q_proj")
+
+
+def test_a_failed_save_leaves_the_previous_adapter_intact(tmp_path, monkeypatch):
+    import safetensors.torch
+    model = Tiny()
+    apply_lora(model, "c_attn", r=2)
+    save_adapter(model, tmp_path / "ad")
+    before = (tmp_path / "ad" / "adapter.safetensors").read_bytes()
+
+    def broken(tensors, path, metadata=None):
+        open(path, "wb").write(b"half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", broken)
+    with pytest.raises(OSError, match="disk full"):
+        save_adapter(model, tmp_path / "ad")
+    assert (tmp_path / "ad" / "adapter.safetensors").read_bytes() == before
+    assert sorted(p.name for p in (tmp_path / "ad").iterdir()) == ["adapter.json", "adapter.safetensors"]
