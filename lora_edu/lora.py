@@ -53,7 +53,7 @@ class LoRALinear(nn.Module):
         self.N = nn.Parameter(torch.zeros(self.r, d_out, **kw))   # (r, out)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.merged = False
-        self.enabled = True
+        self._enabled = True
         if init == "default":
             nn.init.kaiming_uniform_(self.M.T, a=math.sqrt(5))    # as loralib/PEFT do for lora_A (= Mᵀ)
         else:
@@ -71,18 +71,35 @@ class LoRALinear(nn.Module):
         top = (U * S) @ Vh                                         # (in, out)
         self.base.weight.copy_((W - top).T.to(self.base.weight.dtype))
 
+    @property
+    def enabled(self) -> bool:
+        """Whether the LoRA path is added; False gives the base layer alone (only while unmerged)."""
+        return self._enabled
+
+    @enabled.setter
+    def enabled(self, on: bool) -> None:
+        if self.merged and not on:
+            raise ValueError("this layer is merged, so ΔW is inside the base weight; unmerge() before disabling")
+        self._enabled = bool(on)
+
     def extra_repr(self) -> str:
         rule = "α/√r" if self.rslora else "α/r"
         return f"r={self.r}, alpha={self.alpha:g}, scaling={rule}={self.scaling:g}, init={self.init}, merged={self.merged}"
 
     def forward(self, x):
-        y = self.base(x)
+        y = self.base(x)                                          # x W + b: (..., out)
         if self.merged or not self.enabled:
             return y
-        return y + (self.dropout(x) @ self.M * self.scaling) @ self.N    # scale the thin (…, r) product
+        h = self.dropout(x) @ self.M * self.scaling               # (..., r): scale the thin product
+        # y + h @ N as one fused multiply-add (addmm), with no separate pass over the (..., out) output
+        return torch.addmm(y.reshape(-1, y.shape[-1]), h.reshape(-1, self.r), self.N).view(y.shape)
 
     def delta_weight(self) -> torch.Tensor:
-        """ΔW = (M N · scaling)ᵀ in nn.Linear's layout (out, in), computed in fp32."""
+        """ΔW = (M N · scaling)ᵀ in nn.Linear's layout (out, in), computed in fp32.
+
+        With init="svd" this is the adapter's whole contribution, which at the start equals the top-r part
+        removed from the base; the change made by training is delta_weight() minus its value at the start.
+        """
         return ((self.M.float() @ self.N.float()) * self.scaling).T
 
     @torch.no_grad()
@@ -90,13 +107,15 @@ class LoRALinear(nn.Module):
         """Fold ΔW into the base weight (through fp32), so inference costs one matrix product."""
         if self.merged:
             raise ValueError("this LoRA layer is already merged; merging again would add ΔW twice")
+        if not self._enabled:
+            raise ValueError("this LoRA layer is disabled; enable it before merging its ΔW into the base")
         w = self.base.weight
         w.copy_((w.float() + self.delta_weight()).to(w.dtype))
         self.merged = True
 
     @torch.no_grad()
     def unmerge(self) -> None:
-        """Take ΔW back out of the base weight (through fp32)."""
+        """Take ΔW back out of the base weight (through fp32; exact up to rounding in the weight's dtype)."""
         if not self.merged:
             raise ValueError("this LoRA layer is not merged; unmerging would subtract ΔW from the base weight")
         w = self.base.weight
@@ -224,6 +243,8 @@ def load_adapter(model: nn.Module, path) -> list[str]:
         if not (folder / f).is_file():
             raise FileNotFoundError(f"{folder} is not an adapter folder: {f} is missing")
     card = json.loads((folder / "adapter.json").read_text())
+    if card.get("format") != "lora_edu.adapter/1":
+        raise ValueError(f"{folder / 'adapter.json'} is not a lora_edu adapter card (format {card.get('format')!r})")
     names = card["targets"]
     modules = dict(model.named_modules())
     for n in names:
@@ -249,6 +270,10 @@ def load_adapter(model: nn.Module, path) -> list[str]:
             layer = present[n]
             if layer.r != card["r"]:
                 raise ValueError(f"module {n!r} has LoRA rank {layer.r}; the adapter has rank {card['r']}")
+            mine = {"alpha": layer.alpha, "init": layer.init, "scaling": "alpha/sqrt(r)" if layer.rslora else "alpha/r"}
+            for key, value in mine.items():
+                if card[key] != value:
+                    raise ValueError(f"module {n!r} has LoRA {key} {value!r}; the adapter has {key} {card[key]!r}")
             if layer.merged:
                 raise ValueError(f"module {n!r} is merged; unmerge before loading another adapter")
             for key in ("M", "N"):

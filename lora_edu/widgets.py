@@ -143,13 +143,12 @@ def lora_calculator(arch: str = "llama-2-7b", r: int = 8, targets=("q_proj", "v_
     from .lora import ARCHITECTURES, lora_param_count
 
     lora_param_count(arch, r, targets)  # checks arch, r and targets
+    r = check_int(r, "r", 1, 256)
     family = [a for a in ARCHITECTURES if a.split("-")[0] == arch.split("-")[0]]
     names = list(ARCHITECTURES[arch]["linear"])
     chosen = {k for k in names for t in targets if k == t or k.endswith("." + t)}
-    ranks = [1, 2, 4, 8, 16, 32, 64, 128, 256]
     controls = {"arch": W.Dropdown(options=family, value=arch, description="model"),
-                "r": W.SelectionSlider(options=ranks, value=r if r in ranks else 8, description="rank r",
-                                       continuous_update=False)}
+                "r": _int_slider(r, 1, 256, "rank r")}
     controls.update({k: W.Checkbox(value=k in chosen, description=k, indent=False,
                                    layout=W.Layout(width="150px")) for k in names})
 

@@ -244,3 +244,29 @@ def test_a_failed_save_leaves_the_previous_adapter_intact(tmp_path, monkeypatch)
         save_adapter(model, tmp_path / "ad")
     assert (tmp_path / "ad" / "adapter.safetensors").read_bytes() == before
     assert sorted(p.name for p in (tmp_path / "ad").iterdir()) == ["adapter.json", "adapter.safetensors"]
+
+
+def test_disable_and_merge_do_not_mix_and_mismatched_settings_are_refused(tmp_path):
+    layer = make()
+    layer.merge()
+    with pytest.raises(ValueError, match="unmerge\\(\\) before disabling"):
+        layer.enabled = False
+    layer.unmerge()
+    layer.enabled = False
+    with pytest.raises(ValueError, match="disabled; enable it before merging"):
+        layer.merge()
+    model = Tiny()
+    apply_lora(model, "c_attn", r=2, alpha=2)
+    save_adapter(model, tmp_path / "ad")
+    other = Tiny()
+    apply_lora(other, "c_attn", r=2, alpha=16)
+    with pytest.raises(ValueError, match="'h.0.c_attn' has LoRA alpha 16.0; the adapter has alpha 2.0"):
+        load_adapter(other, tmp_path / "ad")
+    svd = Tiny()
+    apply_lora(svd, "c_attn", r=2, alpha=2, init="svd")
+    with pytest.raises(ValueError, match="has LoRA init 'svd'; the adapter has init 'default'"):
+        load_adapter(svd, tmp_path / "ad")
+    card = tmp_path / "ad" / "adapter.json"
+    card.write_text(card.read_text().replace("lora_edu.adapter/1", "something-else"))
+    with pytest.raises(ValueError, match="not a lora_edu adapter card"):
+        load_adapter(Tiny(), tmp_path / "ad")
