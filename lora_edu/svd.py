@@ -121,13 +121,15 @@ def _randomized(A, r, seed, target=1.001, max_iter=40):
     Qt, _ = _orth(np.random.default_rng(seed).standard_normal((n, k)).astype(A.dtype))  # (n, k)
     if A.dtype == np.float64:
         Qt = _orth(_power(A.astype(np.float32), r, Qt.astype(np.float32), slack, max_iter).astype(A.dtype))[0]
-        Q, R = _orth(A @ Qt)
-        if _energy(A) - np.sum(np.linalg.svd(R, compute_uv=False)[:r] ** 2) < 1e-6 * _energy(A):
+        Q, R = _orth(A @ Qt)                                   # (m, k), (k, k)
+        total = _energy(A)
+        if total - np.sum(np.linalg.svd(R, compute_uv=False)[:r] ** 2) < 1e-6 * total:
             for _ in range(2):
-                Qt, _ = _orth(A.T @ _orth(A @ Qt)[0])
+                Qt, _ = _orth(A.T @ Q)
+                Q, R = _orth(A @ Qt)
     else:
         Qt = _power(A, r, Qt, slack, max_iter)
-    Q, R = _orth(A @ Qt)                # (m, k), (k, k)
+        Q, R = _orth(A @ Qt)
     Ur, S, Vrt = np.linalg.svd(R)
     # A ≈ A Qt Qtᵀ = Q R Qtᵀ = (Q Ur) S (Qt Vr)ᵀ, truncated to r
     return (Q @ Ur[:, :r]) * S[:r], (Qt @ Vrt[:r].T).T
