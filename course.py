@@ -51,6 +51,8 @@ def main(argv: list[str]) -> int:
     setup()
     if argv[0] == "lab":
         args = [str(BIN / "jupyter"), "lab", "notebooks/01_matrix_rank.ipynb", *argv[1:]]
+        if hasattr(os, "geteuid") and os.geteuid() == 0:  # e.g. inside a container: Jupyter refuses root otherwise
+            args.append("--allow-root")
     else:
         args = [str(PY), *TEST_ARGS, *argv[1:]]
     print("+", " ".join(args), flush=True)
