@@ -22,21 +22,24 @@ def singular_values(A) -> np.ndarray:
     return np.linalg.svd(as_matrix(A), compute_uv=False)
 
 
+def resolve_tol(s, A: np.ndarray, tol=None) -> float:
+    """The tolerance for A (m, n) with singular values s: tol if given (checked), else σ_max · max(m, n) · eps."""
+    if tol is None:
+        return float(s[0] * max(A.shape) * np.finfo(A.dtype).eps)
+    return check_real(tol, "tol", lo=0.0)
+
+
 def default_tol(A) -> float:
     """numpy's tolerance rule for A (m, n): σ_max · max(m, n) · eps(dtype of A)."""
     A = as_matrix(A)
-    return float(singular_values(A)[0] * max(A.shape) * np.finfo(A.dtype).eps)
+    return resolve_tol(singular_values(A), A)
 
 
 def matrix_rank(A, tol=None) -> int:
     """Numerical rank of A (m, n): how many singular values exceed tol (default: `default_tol(A)`)."""
     A = as_matrix(A)
     s = singular_values(A)
-    if tol is None:
-        tol = s[0] * max(A.shape) * np.finfo(A.dtype).eps
-    else:
-        tol = check_real(tol, "tol", lo=0.0)
-    return int(np.count_nonzero(s > tol))
+    return int(np.count_nonzero(s > resolve_tol(s, A, tol)))
 
 
 def is_full_rank(A, tol=None) -> bool:

@@ -9,7 +9,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._checks import as_matrix, check_int, check_rank, check_real
+from ._checks import as_matrix, check_int, check_rank
+from .rank import resolve_tol
 
 __all__ = ["Storage", "storage", "relative_error", "rank_factorize", "low_rank_approx", "SVDFactorizer"]
 
@@ -43,11 +44,7 @@ def rank_factorize(A, tol=None):
     """Exact rank factorization A (m, n) = M (m, r) @ N (r, n) with r = rank(A) at tolerance tol."""
     A = as_matrix(A)
     U, s, Vt = np.linalg.svd(A, full_matrices=False)
-    if tol is None:
-        tol = s[0] * max(A.shape) * np.finfo(A.dtype).eps
-    else:
-        tol = check_real(tol, "tol", lo=0.0)
-    r = int(np.count_nonzero(s > tol))
+    r = int(np.count_nonzero(s > resolve_tol(s, A, tol)))
     return U[:, :r] * s[:r], Vt[:r]
 
 

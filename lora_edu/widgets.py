@@ -13,7 +13,7 @@ import numpy as np
 
 from . import plots
 from ._checks import as_matrix, check_int, check_real
-from .rank import default_tol as _default_tol
+from .rank import resolve_tol
 from .svd import SVDFactorizer
 
 __all__ = ["Panel", "figure_png", "image_png", "noise_rank_slider", "photo_rank_slider", "matrix_rank_slider",
@@ -87,7 +87,7 @@ def noise_rank_slider(A=None, noise: float = 1e-9, tol: float = 1e-10, seed: int
     def draw(noise, tol):
         B = A + noise * E
         s = np.linalg.svd(B, compute_uv=False)
-        d = _default_tol(B)
+        d = resolve_tol(s, B)          # numpy's rule, from the same singular values
         values = {"noise": noise, "tol": tol, "singular_values": s,
                   "rank": int((s > tol).sum()), "default_tol": d, "default_rank": int((s > d).sum())}
         html = (f"noise {noise:.1e} → σ = [{', '.join(f'{x:.2e}' for x in s)}] · "
