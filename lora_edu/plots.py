@@ -4,7 +4,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["singular_values", "reconstruction", "error_curve"]
+__all__ = ["singular_values", "reconstruction", "error_curve", "loss_curves"]
 
 BLUE, ORANGE, GREY = "#1f77b4", "#ff7f0e", "#7f7f7f"
 
@@ -69,4 +69,22 @@ def error_curve(errors, r=None, true_rank=None, ax=None, title="Relative error o
     ax.set_title(title)
     if r is not None or true_rank is not None:
         ax.legend(loc="upper right", fontsize=8)
+    return fig
+
+
+def loss_curves(histories: dict, ax=None, title="Loss while training (nats per byte)", smooth: int = 20):
+    """Training loss (a moving average over `smooth` steps) and validation loss of each {label: History}."""
+    fig, ax = _axes(ax, (7, 3.6))
+    if not isinstance(histories, dict) or not histories:
+        raise ValueError("loss_curves takes a non-empty dict {label: History}")
+    colors = [BLUE, ORANGE, "#2ca02c", "#d62728", "#9467bd", GREY]
+    for (label, h), color in zip(histories.items(), colors * len(histories)):
+        loss = np.asarray(h.step_loss, dtype=float)
+        if loss.size:
+            k = max(1, min(smooth, loss.size))
+            avg = np.convolve(loss, np.ones(k) / k, mode="valid")          # (steps - k + 1,)
+            ax.plot(np.arange(k, loss.size + 1), avg, color=color, lw=1, alpha=0.6, label=f"{label}: train")
+        ax.plot(h.column("step"), h.column("val_loss"), "o-", color=color, ms=4, label=f"{label}: validation")
+    ax.set(xlabel="step", ylabel="loss (nats/byte)", title=title)
+    ax.legend(fontsize=8)
     return fig

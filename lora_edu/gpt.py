@@ -1,0 +1,259 @@
+"""A small GPT in GPT-2's layout and module names, a byte-level tokenizer, and the checkpoint that ships (chapter 5).
+
+Modelled on nanoGPT's model.py. Every projection is an `nn.Linear`, so `lora_edu.lora.apply_lora` finds them by
+name: `transformer.h.N.attn.c_attn` (q, k, v), `attn.c_proj`, `mlp.c_fc`, `mlp.c_proj`. `lm_head` shares its
+weight with `transformer.wte` (tied), so do not put LoRA on it. Tokens are bytes: 256 ids, any text works.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, fields
+from importlib import resources
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ._checks import check_int, check_real
+
+__all__ = ["GPTConfig", "GPT", "encode", "decode", "load_pretrained", "save_model", "load_model",
+           "pick_device", "CHECKPOINT", "LORA_TARGETS"]
+
+CHECKPOINT = "gpt_docs"   # lora_edu/checkpoints/gpt_docs.safetensors + gpt_docs.json
+LORA_TARGETS = ("c_attn", "c_proj", "c_fc")   # attention and MLP: every Linear but the tied lm_head
+
+
+def encode(text: str) -> torch.Tensor:
+    """Text -> its UTF-8 bytes as token ids: shape (T,), dtype long, values in [0, 256)."""
+    if not isinstance(text, str):
+        raise TypeError(f"encode takes a str; got {type(text).__name__}")
+    return torch.tensor(list(text.encode("utf-8")), dtype=torch.long)
+
+
+def decode(ids) -> str:
+    """Token ids (T,) -> text; bytes that are not valid UTF-8 (a cut multi-byte character) show as '�'."""
+    ids = torch.as_tensor(ids).flatten().tolist()
+    if any(not 0 <= i < 256 for i in ids):
+        raise ValueError(f"token ids must be bytes in [0, 256); got values from {min(ids)} to {max(ids)}")
+    return bytes(ids).decode("utf-8", errors="replace")
+
+
+def pick_device(device="auto") -> torch.device:
+    """'auto' -> CUDA if present, else Apple's MPS, else the CPU; any other name or torch.device is checked."""
+    if isinstance(device, torch.device):
+        return device
+    if not isinstance(device, str):
+        raise TypeError(f"device must be 'auto', 'cpu', 'cuda', 'mps' or a torch.device; got {type(device).__name__}")
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"unknown device {device!r}; expected 'auto', 'cpu', 'cuda' or 'mps'") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for, but this PyTorch sees no CUDA GPU; use device='auto'")
+    return dev
+
+
+@dataclass
+class GPTConfig:
+    """Sizes of the model: the shipped one is 4 layers × 256 wide, context 256 (about 3.3M parameters)."""
+    block_size: int = 256     # the longest context, in bytes
+    vocab_size: int = 256     # one id per byte
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 256
+    dropout: float = 0.0
+    bias: bool = True
+
+    def __post_init__(self):
+        for f in ("block_size", "vocab_size", "n_layer", "n_head", "n_embd"):
+            check_int(getattr(self, f), f, 1)
+        check_real(self.dropout, "dropout", 0.0, 1.0)
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd = {self.n_embd} must be a multiple of n_head = {self.n_head}")
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.c_attn = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=cfg.bias)   # q, k, v in one matrix
+        self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
+        self.resid_dropout = nn.Dropout(cfg.dropout)
+        self.n_head, self.dropout = cfg.n_head, cfg.dropout
+
+    def forward(self, x):
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).split(C, dim=2)                                # 3 × (B, T, C)
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, h, T, d)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
+                                           dropout_p=self.dropout if self.training else 0.0)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)                        # (B, T, C)
+        return self.resid_dropout(self.c_proj(y))
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.c_fc = nn.Linear(cfg.n_embd, 4 * cfg.n_embd, bias=cfg.bias)
+        self.gelu = nn.GELU()
+        self.c_proj = nn.Linear(4 * cfg.n_embd, cfg.n_embd, bias=cfg.bias)
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x):
+        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
+        self.attn = CausalSelfAttention(cfg)
+        self.ln_2 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
+        self.mlp = MLP(cfg)
+
+    def forward(self, x):
+        x = x + self.attn(self.ln_1(x))
+        return x + self.mlp(self.ln_2(x))
+
+
+class GPT(nn.Module):
+    """Decoder-only transformer: token ids (B, T) -> next-byte logits (B, T, vocab)."""
+
+    def __init__(self, cfg: GPTConfig | None = None):
+        super().__init__()
+        cfg = GPTConfig() if cfg is None else cfg
+        if not isinstance(cfg, GPTConfig):
+            raise TypeError(f"GPT takes a GPTConfig; got {type(cfg).__name__}")
+        self.config = cfg
+        self.transformer = nn.ModuleDict(dict(
+            wte=nn.Embedding(cfg.vocab_size, cfg.n_embd),
+            wpe=nn.Embedding(cfg.block_size, cfg.n_embd),
+            drop=nn.Dropout(cfg.dropout),
+            h=nn.ModuleList([Block(cfg) for _ in range(cfg.n_layer)]),
+            ln_f=nn.LayerNorm(cfg.n_embd, bias=cfg.bias),
+        ))
+        self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
+        self.lm_head.weight = self.transformer.wte.weight                      # tied, as in GPT-2
+        self.apply(self._init_weights)
+        for name, p in self.named_parameters():                                # GPT-2's scaled residual init
+            if name.endswith("c_proj.weight"):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layer))
+
+    @staticmethod
+    def _init_weights(module):
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def forward(self, idx, targets=None):
+        """idx (B, T) long -> logits (B, T, vocab); with targets (B, T) also the mean cross-entropy (nats/byte)."""
+        if not isinstance(idx, torch.Tensor) or idx.dim() != 2 or idx.dtype != torch.long:
+            got = f"{idx.dtype} tensor of shape {tuple(idx.shape)}" if isinstance(idx, torch.Tensor) else type(idx).__name__
+            raise ValueError(f"idx must be a (batch, time) tensor of dtype long; got a {got}")
+        B, T = idx.shape
+        if T > self.config.block_size:
+            raise ValueError(f"sequence length {T} exceeds the context of {self.config.block_size} bytes")
+        pos = torch.arange(T, device=idx.device)
+        x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))   # (B, T, C)
+        for block in self.transformer.h:
+            x = block(x)
+        logits = self.lm_head(self.transformer.ln_f(x))                                   # (B, T, vocab)
+        if targets is None:
+            return logits
+        loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1))
+        return logits, loss
+
+    @torch.no_grad()
+    def generate(self, prompt: str = "", max_new_tokens: int = 200, temperature: float = 0.8, top_k=None,
+                 seed: int | None = 0) -> str:
+        """Continue `prompt` by sampling bytes; temperature 0 means greedy. Returns prompt + continuation."""
+        if not isinstance(prompt, str):
+            raise TypeError(f"prompt must be a str; got {type(prompt).__name__}")
+        check_int(max_new_tokens, "max_new_tokens", 0)
+        temperature = check_real(temperature, "temperature", lo=0.0)
+        if top_k is not None:
+            top_k = check_int(top_k, "top_k", 1, self.config.vocab_size)
+        device = next(self.parameters()).device
+        gen = torch.Generator(device=device)
+        if seed is not None:
+            gen.manual_seed(check_int(seed, "seed", 0))
+        else:
+            gen.seed()
+        idx = encode(prompt or "\n").to(device)[None]                                      # (1, T)
+        was_training = self.training
+        self.eval()
+        try:
+            for _ in range(max_new_tokens):
+                logits = self(idx[:, -self.config.block_size:])[:, -1, :].float()          # (1, vocab)
+                if temperature == 0:
+                    nxt = logits.argmax(-1, keepdim=True)
+                else:
+                    logits = logits / temperature
+                    if top_k is not None:
+                        kth = torch.topk(logits, top_k).values[:, -1:]
+                        logits = logits.masked_fill(logits < kth, -float("inf"))
+                    nxt = torch.multinomial(F.softmax(logits, dim=-1), 1, generator=gen)
+                idx = torch.cat([idx, nxt], dim=1)
+        finally:
+            self.train(was_training)
+        out = idx[0] if prompt else idx[0, 1:]
+        return decode(out)
+
+    def num_params(self) -> int:
+        """Number of parameters, counting the tied wte/lm_head matrix once."""
+        return sum(p.numel() for p in self.parameters())
+
+
+def save_model(model: GPT, path, card: dict | None = None, dtype=torch.bfloat16) -> Path:
+    """Write model weights as `path`.safetensors (16-bit by default) and its card (config + `card`) as `path`.json."""
+    from safetensors.torch import save_file
+
+    from ._io import write_atomic
+
+    if not isinstance(model, GPT):
+        raise TypeError(f"save_model saves a lora_edu GPT; got {type(model).__name__}")
+    path = Path(path).with_suffix("")
+    state = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()
+             if k != "lm_head.weight"}                                          # tied: stored once, as wte
+    meta = {"format": "lora_edu.gpt/1", "config": asdict(model.config), **(card or {})}
+    write_atomic(path.with_suffix(".safetensors"), lambda tmp: save_file(state, tmp, metadata={"format": "pt"}))
+    write_atomic(path.with_suffix(".json"), lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=1) + "\n"))
+    return path.with_suffix(".safetensors")
+
+
+def load_model(path, device="cpu") -> tuple[GPT, dict]:
+    """Read a model written by `save_model` -> (GPT in float32 on `device`, its card)."""
+    from safetensors.torch import load_file
+
+    path = Path(path).with_suffix("")
+    weights, card_file = path.with_suffix(".safetensors"), path.with_suffix(".json")
+    for f in (weights, card_file):
+        if not f.is_file():
+            raise FileNotFoundError(f"no model at {f}; save_model writes NAME.safetensors and NAME.json")
+    card = json.loads(card_file.read_text())
+    if card.get("format") != "lora_edu.gpt/1":
+        raise ValueError(f"{card_file} is not a lora_edu GPT card (format {card.get('format')!r})")
+    known = {f.name for f in fields(GPTConfig)}
+    model = GPT(GPTConfig(**{k: v for k, v in card["config"].items() if k in known}))
+    state = {k: v.float() for k, v in load_file(weights).items()}
+    state["lm_head.weight"] = state["transformer.wte.weight"]
+    model.load_state_dict(state)
+    return model.to(pick_device(device)), card
+
+
+def load_pretrained(device="cpu") -> GPT:
+    """The small GPT pretrained on Python's documentation that ships with the package (card: `model.card`)."""
+    folder = resources.files("lora_edu") / "checkpoints"
+    with resources.as_file(folder) as f:
+        model, card = load_model(Path(f) / CHECKPOINT, device=device)
+    model.card = card
+    return model.eval()

@@ -1,0 +1,171 @@
+"""The training loop: it learns, keeps the base frozen, is reproducible, and stops cleanly on NaN."""
+import math
+
+import pytest
+import torch
+
+from lora_edu import data
+from lora_edu.gpt import GPT, GPTConfig, LORA_TARGETS, load_pretrained
+from lora_edu.lora import apply_lora, load_adapter, lora_layers, merge
+from lora_edu.train import History, TrainingDiverged, _lr_at, evaluate, finetune, rank_sweep
+
+TINY = GPTConfig(block_size=32, n_layer=2, n_head=2, n_embd=32)
+TEXT = "".join(f"{i} squared is {i * i}.\n" for i in range(400))
+KW = dict(batch_size=4, block_size=32, progress=False)
+
+
+def tiny(seed=0):
+    torch.manual_seed(seed)
+    return GPT(TINY)
+
+
+def test_full_training_learns_a_pattern():
+    m = tiny()
+    before = evaluate(m, TEXT, block_size=32)
+    hist = finetune(m, TEXT, TEXT, steps=60, lr=3e-3, eval_every=20, **KW)
+    assert [r["step"] for r in hist.rows] == [20, 40, 60] and len(hist.step_loss) == 60
+    assert hist.final["val_loss"] < before - 1.0
+    assert hist.trainable == m.num_params() and hist.state_bytes == 16 * m.num_params()
+    assert all(r["tokens_per_s"] > 0 and r["peak_memory"] is None for r in hist.rows)
+    assert hist.column("val_loss")[-1] == hist.final["val_loss"] and "steps on cpu" in repr(hist)
+    with pytest.raises(KeyError, match="columns are"):
+        hist.column("accuracy")
+
+
+def test_short_lora_finetune_of_the_shipped_model_lowers_task_val_loss():
+    model = load_pretrained()
+    base = {k: v.clone() for k, v in model.state_dict().items()}
+    task = data.corpus("calendar")
+    apply_lora(model, LORA_TARGETS, r=4)
+    before = evaluate(model, task.val, block_size=64, windows=16)
+    hist = finetune(model, task.train, task.val, steps=25, lr=3e-3, batch_size=8, block_size=64, progress=False,
+                    eval_windows=16)
+    assert hist.final["val_loss"] < before - 0.3
+    assert not model.training                                         # back in eval mode, as it came in
+    assert hist.trainable == sum(l.M.numel() + l.N.numel() for l in lora_layers(model).values())
+    state = model.state_dict()
+    for k, v in base.items():                                         # every base weight bit-identical
+        key = k if k in state else k.replace(".weight", ".base.weight").replace(".bias", ".base.bias")
+        assert torch.equal(state[key], v), k
+
+
+def test_seeded_runs_are_bit_identical_on_cpu():
+    runs = []
+    for _ in range(2):
+        m = tiny(1)
+        apply_lora(m, LORA_TARGETS, r=2, dropout=0.1)
+        h = finetune(m, TEXT, TEXT, steps=8, lr=1e-2, seed=7, **KW)
+        runs.append((h.step_loss, [p.detach().clone() for p in m.parameters()]))
+    assert runs[0][0] == runs[1][0]
+    assert all(torch.equal(a, b) for a, b in zip(runs[0][1], runs[1][1]))
+    m = tiny(1)
+    apply_lora(m, LORA_TARGETS, r=2, dropout=0.1)
+    assert finetune(m, TEXT, TEXT, steps=8, lr=1e-2, seed=8, **KW).step_loss != runs[0][0]
+
+
+def test_nan_guard_stops_and_keeps_the_last_good_weights():
+    m = tiny()
+    apply_lora(m, LORA_TARGETS, r=2)
+    seen = []                                       # the weights at each forward pass
+
+    def poison(module, args, out):                  # the 4th forward pass produces NaN logits
+        seen.append({k: v.detach().clone() for k, v in m.named_parameters()})
+        return out * float("nan") if len(seen) == 4 else out
+
+    m.lm_head.register_forward_hook(poison)
+    with pytest.raises(TrainingDiverged, match="at step 4; the model keeps the weights of step 3") as err:
+        finetune(m, TEXT, TEXT, steps=10, lr=1e-2, **KW)
+    assert len(err.value.history.step_loss) == 3
+    now = dict(m.named_parameters())
+    assert all(torch.equal(now[k], v) for k, v in seen[3].items())           # as after step 3, not touched since
+    assert any(not torch.equal(seen[3][k], v) for k, v in seen[2].items())   # (and step 3 did change them)
+    assert issubclass(TrainingDiverged, FloatingPointError)
+
+
+def test_gradient_nan_is_caught_before_the_update():
+    m = tiny()
+    apply_lora(m, LORA_TARGETS, r=2)
+    layer = next(iter(lora_layers(m).values()))
+    layer.M.register_hook(lambda g: g * float("inf"))
+    before = {k: v.detach().clone() for k, v in m.named_parameters()}
+    with pytest.raises(TrainingDiverged, match="gradient became"):
+        finetune(m, TEXT, TEXT, steps=5, **KW)
+    assert all(torch.equal(v, before[k]) for k, v in m.named_parameters())
+
+
+def test_keep_best_and_checkpoint(tmp_path):
+    m = tiny()
+    apply_lora(m, LORA_TARGETS, r=2)
+    hist = finetune(m, TEXT, TEXT, steps=30, lr=1e-2, eval_every=10, keep_best=True, checkpoint=tmp_path / "ad",
+                    **KW)
+    assert hist.best_val_loss == min(hist.column("val_loss"))
+    assert evaluate(m, TEXT, block_size=32) == pytest.approx(hist.best_val_loss, abs=1e-6)
+    fresh = tiny()
+    load_adapter(fresh, tmp_path / "ad")                               # the last checkpoint: step 30
+    assert set(lora_layers(fresh)) == set(lora_layers(m))
+
+
+def test_learning_rate_schedule():
+    lrs = [_lr_at(s, 100, 1.0, 10, 0.1) for s in range(100)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(lrs[9:], lrs[10:])) and lrs[-1] == pytest.approx(0.1, abs=1e-3)
+
+
+def test_weight_decay_skips_lora_factors_unless_asked():
+    m = tiny()
+    apply_lora(m, LORA_TARGETS, r=2)
+    layer = next(iter(lora_layers(m).values()))
+    with torch.no_grad():
+        layer.N.normal_()
+    for p in m.parameters():
+        p.requires_grad_(False)
+    layer.N.requires_grad_(True)
+    m.lm_head.register_forward_hook(lambda mod, a, out: out * 0.0)      # zero gradient: only decay moves N
+    n0 = layer.N.detach().clone()
+    finetune(m, TEXT, TEXT, steps=3, lr=0.1, weight_decay=0.5, **KW)
+    assert torch.equal(layer.N, n0)
+    finetune(m, TEXT, TEXT, steps=3, lr=0.1, lora_weight_decay=0.5, **KW)
+    assert layer.N.norm() < n0.norm()
+
+
+def test_bad_arguments():
+    m = tiny()
+    with pytest.raises(TypeError, match="nn.Module"):
+        finetune("model", TEXT, TEXT, steps=1)
+    with pytest.raises(ValueError, match="steps"):
+        finetune(m, TEXT, TEXT, steps=0, **KW)
+    with pytest.raises(ValueError, match="block_size"):
+        finetune(m, TEXT, TEXT, steps=1, batch_size=2, block_size=64, progress=False)
+    with pytest.raises(ValueError, match="val text has 10 bytes"):
+        finetune(m, TEXT, "0123456789", steps=1, **KW)
+    with pytest.raises(TypeError, match="text"):
+        finetune(m, TEXT, 123, steps=1, **KW)
+    with pytest.raises(ValueError, match="lr"):
+        finetune(m, TEXT, TEXT, steps=1, lr=-1.0, **KW)
+    with pytest.raises(ValueError, match="no LoRA layers"):
+        finetune(m, TEXT, TEXT, steps=1, checkpoint="somewhere", **KW)
+    for p in m.parameters():
+        p.requires_grad_(False)
+    with pytest.raises(ValueError, match="no trainable parameters"):
+        finetune(m, TEXT, TEXT, steps=1, **KW)
+    m = tiny()
+    apply_lora(m, LORA_TARGETS, r=2)
+    merge(m)
+    with pytest.raises(ValueError, match="merged"):
+        finetune(m, TEXT, TEXT, steps=1, **KW)
+    with pytest.raises(ValueError, match="needs at least"):
+        evaluate(m, "short", block_size=32)
+
+
+def test_rank_sweep_on_cpu():
+    task = data.Corpus("squares", TEXT * 3, TEXT)
+    out = rank_sweep(task, ranks=(1, 4), steps=3, batch_size=2, block_size=32, keep=(1, 4), prompt="1")
+    rows = out["rows"]
+    assert [r["r"] for r in rows] == [1, 4, "full"]
+    assert rows[0]["trainable"] < rows[1]["trainable"] < rows[2]["trainable"]
+    assert all(math.isfinite(r["val_loss"]) and r["sample"].startswith("1") for r in rows)
+    assert out["factors"][4]["transformer.h.0.mlp.c_fc"].shape == (256, 4)
+    with pytest.raises(ValueError, match="r = 0"):
+        rank_sweep(task, ranks=(0,), steps=1)
+    with pytest.raises(TypeError, match="Corpus"):
+        rank_sweep("text", ranks=(1,), steps=1)
