@@ -5,7 +5,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from lora_edu.exercises import Exercise, Verdict, ch1, ch2, ch3, ch4
+from lora_edu.exercises import Exercise, Verdict, ch1, ch2, ch3, ch4, ch5
 from lora_edu.rank import rank_by_elimination
 
 
@@ -30,7 +30,8 @@ def boom(*args):
 ALL = [ch1.rank_two, ch1.predict_product_rank, ch1.my_rank, ch1.tolerance, ch1.zero_row_sums,
        ch2.storage_count, ch2.factor_it, ch2.smallest_rank, ch2.compress, ch2.break_even,
        ch3.layer_shapes, ch3.param_count, ch3.mlp_forward, ch3.to_torch,
-       ch4.adapter_size, ch4.lora_forward, ch4.merge_weight, ch4.budget_rank]
+       ch4.adapter_size, ch4.lora_forward, ch4.merge_weight, ch4.budget_rank,
+       ch5.adapter_params, ch5.next_byte, ch5.delta_weight, ch5.greedy]
 
 
 @pytest.mark.parametrize("ex", ALL, ids=lambda e: e.number)
@@ -301,3 +302,47 @@ def test_budget_rank():
     assert "9,961,472" in message(ch4.budget_rank, 19)
     assert "a smaller rank does too" in message(ch4.budget_rank, 21)
     assert "at least 1" in message(ch4.budget_rank, 0)
+
+
+def test_adapter_params():
+    assert status(ch5.adapter_params, 16_384) == "correct"
+    assert "one layer's c_attn" in message(ch5.adapter_params, 4096)
+    assert "only N" in message(ch5.adapter_params, 4 * 4 * 768)
+    assert "full fine-tuning" in message(ch5.adapter_params, 4 * 256 * 768)
+
+
+def _next_byte(model, text):
+    import torch
+    from lora_edu.gpt import encode
+    with torch.no_grad():
+        return chr(model(encode(text)[None])[0, -1].argmax().item())
+
+
+def test_next_byte_and_greedy():
+    import torch
+    from lora_edu.gpt import encode
+    assert status(ch5.next_byte, _next_byte) == "correct"
+    with torch.no_grad():
+        first = lambda m, t: chr(m(encode(t)[None])[0, 0].argmax().item())
+        ids = lambda m, t: m(encode(t)[None])[0, -1].argmax().item()
+    assert "*first* position" in message(ch5.next_byte, first)
+    assert "token id" in message(ch5.next_byte, ids)
+    assert "raised NotImplementedError" not in message(ch5.next_byte, boom)
+
+    def greedy(model, prompt, n):
+        for _ in range(n):
+            prompt += _next_byte(model, prompt)
+        return prompt
+    assert status(ch5.greedy, greedy) == "correct"
+    assert "only the new bytes" in message(ch5.greedy, lambda m, p, n: greedy(m, p, n)[len(p):])
+    assert "Feed each new byte back" in message(ch5.greedy, lambda m, p, n: p + _next_byte(m, p) * n)
+    model = ch5._model()                                   # on these prompts the loop is what generate does
+    for prompt, n in [("def ", 8), ("The ", 12), ("x", 1), ("abc", 0)]:
+        assert greedy(model, prompt, n) == model.generate(prompt, n, temperature=0)
+
+
+def test_delta_weight():
+    assert status(ch5.delta_weight, lambda l: l.M @ l.N * l.scaling) == "correct"
+    assert "without the scale" in message(ch5.delta_weight, lambda l: l.M @ l.N)
+    assert "(out, in) layout" in message(ch5.delta_weight, lambda l: (l.M @ l.N * l.scaling).T)
+    assert "differs" in message(ch5.delta_weight, lambda l: l.M @ l.N * 2.0)
