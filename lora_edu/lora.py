@@ -20,7 +20,8 @@ from ._checks import check_int, check_real
 from ._io import write_atomic
 
 __all__ = ["LoRALinear", "apply_lora", "lora_layers", "merge", "unmerge", "count_parameters", "ParamCount",
-           "save_adapter", "load_adapter", "ARCHITECTURES", "lora_param_count", "LoRACount"]
+           "save_adapter", "load_adapter", "ARCHITECTURES", "lora_param_count", "LoRACount",
+           "subspace_similarity", "similarity_grid", "weight_deltas"]
 
 INITS = ("default", "svd")
 
@@ -286,6 +287,69 @@ def load_adapter(model: nn.Module, path) -> list[str]:
                                      f"{tuple(p.shape)}")
                 p.copy_(t)
     return names
+
+
+# ---- comparing subspaces (chapter 6; the LoRA paper's §7.2) -----------------------------------------------------
+
+def _left_singular(a, name):
+    from ._checks import as_matrix
+    import numpy as np
+    A = as_matrix(a, name).astype(np.float64)
+    return np.linalg.svd(A, full_matrices=False)[0], A.shape             # U (d, min(d, k))
+
+
+def weight_deltas(before: nn.Module, after: nn.Module, targets) -> dict:
+    """ΔW = W_after − W_before (in, out), float64 numpy, for every nn.Linear whose name matches `targets`."""
+    import numpy as np
+    if isinstance(targets, str):
+        targets = [targets]
+    mods_after = dict(after.named_modules())
+    out = {}
+    for name, m in before.named_modules():
+        if isinstance(m, nn.Linear) and _matches(name, targets):
+            other = mods_after.get(name)
+            if isinstance(other, LoRALinear):                          # the adapted weight W + ΔW
+                w = other.base.weight.detach().double()
+                if other.enabled and not other.merged:
+                    w = w + other.delta_weight().detach().double()
+            elif isinstance(other, nn.Linear):
+                w = other.weight.detach().double()
+            else:
+                raise ValueError(f"module {name!r} is an nn.Linear in `before` but "
+                                 f"{'missing' if other is None else type(other).__name__} in `after`; "
+                                 "compare two models of the same architecture")
+            if w.shape != m.weight.shape:
+                raise ValueError(f"module {name!r} has weight {tuple(m.weight.shape)} in `before` but "
+                                 f"{tuple(w.shape)} in `after`")
+            out[name] = (w.cpu() - m.weight.detach().double().cpu()).T.numpy()
+    if not out:
+        raise ValueError(f"no nn.Linear module matches targets {targets!r}")
+    return out
+
+
+def similarity_grid(a, b, i_max: int | None = None, j_max: int | None = None):
+    """φ(i, j) for every i ≤ i_max, j ≤ j_max as an array (i_max, j_max); see `subspace_similarity`."""
+    import numpy as np
+    Ua, sa = _left_singular(a, "a")
+    Ub, sb = _left_singular(b, "b")
+    if sa[0] != sb[0]:
+        raise ValueError(f"a and b must have the same number of rows (the space they live in); got a {sa} and b {sb}")
+    i_max = Ua.shape[1] if i_max is None else check_int(i_max, "i_max", 1, Ua.shape[1], where=f" for a of shape {sa}")
+    j_max = Ub.shape[1] if j_max is None else check_int(j_max, "j_max", 1, Ub.shape[1], where=f" for b of shape {sb}")
+    G = (Ua[:, :i_max].T @ Ub[:, :j_max]) ** 2                            # (i_max, j_max): squared cosines
+    overlap = G.cumsum(0).cumsum(1)                                      # ‖U_aᵢᵀ U_bⱼ‖²_F for every (i, j)
+    i, j = np.arange(1, i_max + 1)[:, None], np.arange(1, j_max + 1)[None, :]
+    return np.clip(overlap / np.minimum(i, j), 0.0, 1.0)
+
+
+def subspace_similarity(a, b, i: int | None = None, j: int | None = None) -> float:
+    """φ = ‖U_aᵢᵀ U_bⱼ‖²_F / min(i, j) in [0, 1]: how much the top-i column directions of a (d, ka) overlap the
+    top-j of b (d, kb). 1: one subspace contains the other; 0: orthogonal. Default i, j: all columns.
+
+    For LoRA factors pass M (in, r) — its columns span the inputs the adapter reads — or ΔW (in, out).
+    """
+    grid = similarity_grid(a, b, i, j)
+    return float(grid[-1, -1])
 
 
 # ---- the architecture calculator --------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import numpy as np
 
 from ._checks import as_matrix, check_int, check_real
 
-__all__ = ["singular_values", "default_tol", "matrix_rank", "is_full_rank", "effective_rank",
+__all__ = ["singular_values", "default_tol", "matrix_rank", "is_full_rank", "effective_rank", "energy_share",
            "rank_by_elimination", "Step", "random_low_rank"]
 
 
@@ -58,6 +58,14 @@ def effective_rank(A, energy: float = 0.9) -> int:
     share = np.cumsum(s2) / total
     # the last entry is 1 up to rounding; never report more than min(m, n)
     return int(min(np.searchsorted(share, energy * (1 - 1e-12)) + 1, len(s2)))
+
+
+def energy_share(A, k: int) -> float:
+    """Share of ‖A‖²_F = Σσ² held by the top k singular values of A (m, n): 1.0 at k = min(m, n)."""
+    s2 = singular_values(A) ** 2
+    k = check_int(k, "k", 1, len(s2), where=f" for a matrix with {len(s2)} singular values")
+    total = s2.sum()
+    return float(s2[:k].sum() / total) if total > 0 else 0.0
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 import json
 import re
 
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
@@ -8,7 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lora_edu.lora import (LoRALinear, apply_lora, count_parameters, load_adapter, lora_layers, lora_param_count,
-                           merge, save_adapter, unmerge)
+                           merge, save_adapter, similarity_grid, subspace_similarity, unmerge,
+                           weight_deltas)
+from lora_edu.rank import energy_share
 
 
 class Tiny(nn.Module):
@@ -270,3 +273,81 @@ def test_disable_and_merge_do_not_mix_and_mismatched_settings_are_refused(tmp_pa
     card.write_text(card.read_text().replace("lora_edu.adapter/1", "something-else"))
     with pytest.raises(ValueError, match="not a lora_edu adapter card"):
         load_adapter(Tiny(), tmp_path / "ad")
+
+
+# ---- subspace similarity (chapter 6) ----------------------------------------------------------------------------
+
+
+def _orthonormal(d, k, seed):
+    return np.linalg.qr(np.random.default_rng(seed).standard_normal((d, k)))[0]
+
+
+@given(st.integers(4, 20), st.integers(1, 4), st.integers(0, 10_000))
+@settings(max_examples=40, deadline=None)
+def test_subspace_similarity_laws(d, k, seed):
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((d, k))
+    b = rng.standard_normal((d, k + 1))
+    assert subspace_similarity(a, a) == pytest.approx(1.0)
+    assert subspace_similarity(a, b) == pytest.approx(subspace_similarity(b, a))                   # symmetric
+    Q = _orthonormal(k, k, seed + 1)
+    R = rng.standard_normal((k, k)) + 3 * np.eye(k)
+    for i in range(1, k + 1):                                                # a rotated basis: same top-i directions
+        assert subspace_similarity(a @ Q, b, i, 1) == pytest.approx(subspace_similarity(a, b, i, 1), abs=1e-9)
+    assert subspace_similarity(a @ R, b) == pytest.approx(subspace_similarity(a, b), abs=1e-9)     # same span
+    assert 0.0 <= subspace_similarity(a, b, 1, 1) <= 1.0
+    inside = np.hstack([a, rng.standard_normal((d, 1))])                     # a's span inside a bigger one
+    assert subspace_similarity(a, inside) == pytest.approx(1.0)
+    assert subspace_similarity(a, _orthonormal(d, d, seed)) == pytest.approx(1.0)             # the whole space
+
+
+def test_subspace_similarity_of_orthogonal_subspaces_is_zero():
+    Q = _orthonormal(10, 10, 0)
+    assert subspace_similarity(Q[:, :3], Q[:, 3:7]) == pytest.approx(0.0, abs=1e-12)
+    assert subspace_similarity(Q[:, :3], Q[:, 2:7]) == pytest.approx(1 / 3)      # one shared direction of three
+    grid = similarity_grid(torch.tensor(Q[:, :3]), Q[:, 2:7])
+    assert grid.shape == (3, 5) and grid[0, 0] == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ValueError, match="same number of rows"):
+        subspace_similarity(np.ones((4, 2)), np.ones((5, 2)))
+    with pytest.raises(ValueError, match="i_max"):
+        similarity_grid(Q[:, :3], Q, i_max=4)
+    with pytest.raises(ValueError, match="NaN"):
+        subspace_similarity(np.full((3, 2), np.nan), Q[:3, :2])
+
+
+def test_energy_share_agrees_with_numpy():
+    A = np.random.default_rng(0).standard_normal((30, 12))
+    s = np.linalg.svd(A, compute_uv=False)
+    for k in (1, 5, 12):
+        assert energy_share(A, k) == pytest.approx((s[:k] ** 2).sum() / (s ** 2).sum())
+    assert energy_share(np.zeros((3, 3)), 2) == 0.0
+    with pytest.raises(ValueError, match="k = 13"):
+        energy_share(A, 13)
+
+
+def test_weight_deltas_of_full_and_lora_fine_tunes():
+    torch.manual_seed(0)
+    before = Tiny()
+    after = Tiny()
+    after.load_state_dict(before.state_dict())
+    with torch.no_grad():
+        after.h[0]["c_attn"].weight.add_(1.0)
+    d = weight_deltas(before, after, ["c_attn"])
+    assert set(d) == {"h.0.c_attn", "h.1.c_attn"}
+    W = before.h[0]["c_attn"].weight
+    assert d["h.0.c_attn"].shape == (W.shape[1], W.shape[0]) and np.allclose(d["h.0.c_attn"], 1.0)
+    assert np.allclose(d["h.1.c_attn"], 0.0)
+    lora = Tiny()
+    lora.load_state_dict(before.state_dict())
+    apply_lora(lora, ["c_attn"], r=2)
+    layer = lora_layers(lora)["h.1.c_attn"]
+    with torch.no_grad():
+        layer.N.normal_()
+    d = weight_deltas(before, lora, ["c_attn"])                       # = M N · scaling, merged or not
+    assert np.allclose(d["h.1.c_attn"], (layer.M @ layer.N * layer.scaling).detach().double().numpy())
+    merge(lora)
+    assert np.allclose(weight_deltas(before, lora, ["c_attn"])["h.1.c_attn"], d["h.1.c_attn"], atol=1e-6)
+    with pytest.raises(ValueError, match="no nn.Linear module matches"):
+        weight_deltas(before, after, ["nothing"])
+    with pytest.raises(ValueError, match="missing in `after`"):
+        weight_deltas(before, nn.Sequential(), ["c_attn"])
