@@ -232,12 +232,13 @@ def _trainable_state(model: nn.Module) -> dict:
 
 def rank_sweep(task, ranks=(1, 2, 4, 8, 16, 32, 64), steps: int = 150, lr: float = 3e-3, full_lr: float | None = 3e-4,
                batch_size: int = 16, block_size: int = 128, device="auto", alpha=None, rslora: bool = False,
-               keep=(), seed: int = 0, prompt: str = "", progress: bool = False) -> dict:
+               keep=(), seed: int = 0, prompt: str = "", progress: bool = False, deltas: bool = False) -> dict:
     """Fine-tune the shipped GPT once per LoRA rank (and fully, unless full_lr is None) on `task` (a Corpus).
 
     Every run starts from the same base, reads the same batches and uses the same steps and learning-rate rule.
     Returns {"rows": [{r, trainable, val_loss, train_loss, seconds, sample}, ...] (r = "full" for full
-    fine-tuning), "factors": {r: {layer: M (in, r) as numpy}} for the ranks in `keep`}.
+    fine-tuning), "factors": {r: {layer: M (in, r) as numpy}} for the ranks in `keep`}; with `deltas`, also
+    "deltas": {layer: ΔW (in, out)} of the full fine-tune (W after − W before).
     """
     from .gpt import LORA_TARGETS, load_pretrained
     from .lora import apply_lora
@@ -263,4 +264,7 @@ def rank_sweep(task, ranks=(1, 2, 4, 8, 16, 32, 64), steps: int = 150, lr: float
         if r in keep:
             from .lora import lora_layers
             out["factors"][r] = {n: l.M.detach().double().numpy() for n, l in lora_layers(model).items()}
+        if r == "full" and deltas:
+            from .lora import weight_deltas
+            out["deltas"] = weight_deltas(load_pretrained(), model, LORA_TARGETS)
     return out

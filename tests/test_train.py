@@ -1,6 +1,8 @@
 """The training loop: it learns, keeps the base frozen, is reproducible, and stops cleanly on NaN."""
 import math
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -159,13 +161,32 @@ def test_bad_arguments():
 
 def test_rank_sweep_on_cpu():
     task = data.Corpus("squares", TEXT * 3, TEXT)
-    out = rank_sweep(task, ranks=(1, 4), steps=3, batch_size=2, block_size=32, keep=(1, 4), prompt="1")
+    out = rank_sweep(task, ranks=(1, 4), steps=3, batch_size=2, block_size=32, keep=(1, 4), prompt="1", deltas=True)
     rows = out["rows"]
     assert [r["r"] for r in rows] == [1, 4, "full"]
     assert rows[0]["trainable"] < rows[1]["trainable"] < rows[2]["trainable"]
     assert all(math.isfinite(r["val_loss"]) and r["sample"].startswith("1") for r in rows)
     assert out["factors"][4]["transformer.h.0.mlp.c_fc"].shape == (256, 4)
+    assert len(out["deltas"]) == 16 and out["deltas"]["transformer.h.3.mlp.c_proj"].shape == (1024, 256)
+    assert all(np.abs(d).max() > 0 for d in out["deltas"].values())            # full fine-tuning moved every W
     with pytest.raises(ValueError, match="r = 0"):
         rank_sweep(task, ranks=(0,), steps=1)
     with pytest.raises(TypeError, match="Corpus"):
         rank_sweep("text", ranks=(1,), steps=1)
+
+
+def test_sweep_script_smoke_run(tmp_path):
+    import json
+
+    from lora_edu.sweep import main as sweep
+    path = sweep(["--smoke", "--out", str(tmp_path / "sweep.json")])
+    result = json.loads(path.read_text())
+    assert result["format"] == "lora_edu.rank_sweep/1" and result["smoke"] is True
+    for regime in result["regimes"].values():
+        assert [r["r"] for r in regime["rows"]] == [8, 64, "full"]
+        spectrum = regime["spectra"]["transformer.h.0.attn.c_attn"]
+        assert spectrum["shape"] == [256, 768] and len(spectrum["delta"]) == len(spectrum["random"]) == 256
+        assert np.isclose(np.sum(np.square(spectrum["delta"])), np.sum(np.square(spectrum["random"])), rtol=1e-4)
+        grid = np.array(regime["similarity_r8_r64"]["transformer.h.1.mlp.c_fc"])
+        assert grid.shape == (8, 64) and ((0 <= grid) & (grid <= 1)).all()
+    assert {s["rule"] for s in result["scaling"]} == {"alpha/r", "alpha/sqrt(r)"}
