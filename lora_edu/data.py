@@ -41,7 +41,7 @@ def photo() -> np.ndarray:
 CORPORA = {
     "docs": "Python's documentation: the reference topics of pydoc_data plus the help pydoc renders for the stdlib",
     "code": "the source code of a fixed list of standard-library modules",
-    "calendar": "month calendars for the years 1800-2299, as `cal` prints them",
+    "calendar": "month calendars for the years 1800-2299, laid out by Python's calendar module (Monday first)",
 }
 
 CODE_MODULES = ("argparse ast bisect calendar configparser contextlib copy csv dataclasses difflib enum fnmatch "

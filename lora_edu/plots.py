@@ -84,7 +84,10 @@ def loss_curves(histories: dict, ax=None, title="Loss while training (nats per b
             k = max(1, min(smooth, loss.size))
             avg = np.convolve(loss, np.ones(k) / k, mode="valid")          # (steps - k + 1,)
             ax.plot(np.arange(k, loss.size + 1), avg, color=color, lw=1, alpha=0.6, label=f"{label}: train")
-        ax.plot(h.column("step"), h.column("val_loss"), "o-", color=color, ms=4, label=f"{label}: validation")
+        steps, val = h.column("step"), h.column("val_loss")
+        if h.start_val_loss is not None:                                   # where training started
+            steps, val = [0, *steps], [h.start_val_loss, *val]
+        ax.plot(steps, val, "o-", color=color, ms=4, label=f"{label}: validation")
     ax.set(xlabel="step", ylabel="loss (nats/byte)", title=title)
     ax.legend(fontsize=8)
     return fig

@@ -34,6 +34,7 @@ class History:
     trainable: int = 0
     state_bytes: int = 0     # parameters + their gradients + AdamW's two moments, in bytes
     best_val_loss: float | None = None   # set when keep_best restored the best evaluation
+    start_val_loss: float | None = None  # the validation loss before the first step
 
     def column(self, name: str) -> list:
         """One column of the rows, e.g. history.column("val_loss")."""
@@ -151,6 +152,7 @@ def finetune(model: nn.Module, train, val, steps: int, lr: float = 1e-3, batch_s
     trainable = sum(p.numel() for p in {id(p): p for p in params}.values())
     hist = History(device=str(device), trainable=trainable,
                    state_bytes=sum(4 * p.numel() * p.element_size() for p in {id(p): p for p in params}.values()))
+    hist.start_val_loss = evaluate(model, val_tokens, block_size, eval_windows, batch_size)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     best, best_state = math.inf, None

@@ -31,7 +31,7 @@ ALL = [ch1.rank_two, ch1.predict_product_rank, ch1.my_rank, ch1.tolerance, ch1.z
        ch2.storage_count, ch2.factor_it, ch2.smallest_rank, ch2.compress, ch2.break_even,
        ch3.layer_shapes, ch3.param_count, ch3.mlp_forward, ch3.to_torch,
        ch4.adapter_size, ch4.lora_forward, ch4.merge_weight, ch4.budget_rank,
-       ch5.adapter_params, ch5.next_byte, ch5.delta_weight, ch5.greedy]
+       ch5.adapter_params, ch5.next_byte, ch5.lora_update, ch5.greedy]
 
 
 @pytest.mark.parametrize("ex", ALL, ids=lambda e: e.number)
@@ -309,6 +309,10 @@ def test_adapter_params():
     assert "one layer's c_attn" in message(ch5.adapter_params, 4096)
     assert "only N" in message(ch5.adapter_params, 4 * 4 * 768)
     assert "full fine-tuning" in message(ch5.adapter_params, 4 * 256 * 768)
+    assert "r = 4" in message(ch5.adapter_params, 32_768)
+    assert "all sixteen" in message(ch5.adapter_params, 65_536)
+    assert "not three" in message(ch5.adapter_params, 24_576)
+    assert ".hint()" in message(ch5.adapter_params, 1234)
 
 
 def _next_byte(model, text):
@@ -320,29 +324,41 @@ def _next_byte(model, text):
 
 def test_next_byte_and_greedy():
     import torch
-    from lora_edu.gpt import encode
+    from lora_edu.gpt import encode, load_pretrained
     assert status(ch5.next_byte, _next_byte) == "correct"
-    with torch.no_grad():
-        first = lambda m, t: chr(m(encode(t)[None])[0, 0].argmax().item())
-        ids = lambda m, t: m(encode(t)[None])[0, -1].argmax().item()
+    base = load_pretrained()
+
+    def first(m, t):
+        with torch.no_grad():
+            return chr(m(encode(t)[None])[0, 0].argmax().item())
     assert "*first* position" in message(ch5.next_byte, first)
-    assert "token id" in message(ch5.next_byte, ids)
-    assert "raised NotImplementedError" not in message(ch5.next_byte, boom)
+    assert "token id" in message(ch5.next_byte, lambda m, t: m(encode(t)[None])[0, -1].argmax().item())
+    assert "only on the last character" in message(ch5.next_byte, lambda m, t: _next_byte(m, t[-1]))
+    assert "use the model it is given" in message(ch5.next_byte, lambda m, t: _next_byte(base, t))
+    assert "short" not in message(ch5.next_byte, lambda m, t: _next_byte(m, t[-4:]))   # rejected: context matters
+    assert "raised ZeroDivisionError" in message(ch5.next_byte, boom)
 
     def greedy(model, prompt, n):
         for _ in range(n):
-            prompt += _next_byte(model, prompt)
+            prompt += _next_byte(model, prompt[-model.config.block_size:])
         return prompt
     assert status(ch5.greedy, greedy) == "correct"
     assert "only the new bytes" in message(ch5.greedy, lambda m, p, n: greedy(m, p, n)[len(p):])
-    assert "Feed each new byte back" in message(ch5.greedy, lambda m, p, n: p + _next_byte(m, p) * n)
-    model = ch5._model()                                   # on these prompts the loop is what generate does
-    for prompt, n in [("def ", 8), ("The ", 12), ("x", 1), ("abc", 0)]:
+    assert "no sampling" in message(ch5.greedy, lambda m, p, n: p + _next_byte(m, p) * n)
+
+    def untrimmed(model, prompt, n):                       # fine until the text outgrows the context
+        for _ in range(n):
+            prompt += _next_byte(model, prompt)
+        return prompt
+    assert "exceeds the context of 256 bytes" in message(ch5.greedy, untrimmed)
+    model = ch5._model()                                   # the loop is what generate(temperature=0) does
+    for prompt, n in [("def ", 8), ("The ", 12), ("Return the value.\n" * 14, 6)]:
         assert greedy(model, prompt, n) == model.generate(prompt, n, temperature=0)
 
 
-def test_delta_weight():
-    assert status(ch5.delta_weight, lambda l: l.M @ l.N * l.scaling) == "correct"
-    assert "without the scale" in message(ch5.delta_weight, lambda l: l.M @ l.N)
-    assert "(out, in) layout" in message(ch5.delta_weight, lambda l: (l.M @ l.N * l.scaling).T)
-    assert "differs" in message(ch5.delta_weight, lambda l: l.M @ l.N * 2.0)
+def test_lora_update():
+    assert status(ch5.lora_update, lambda l: l.M @ l.N * l.scaling) == "correct"
+    assert "M @ N alone" in message(ch5.lora_update, lambda l: l.M @ l.N)
+    assert "rsLoRA" in message(ch5.lora_update, lambda l: l.M @ l.N * (l.alpha / l.r))
+    assert "(out, in) layout" in message(ch5.lora_update, lambda l: (l.M @ l.N * l.scaling).T)
+    assert "layer.base(x)" in message(ch5.lora_update, lambda l: 0.5 * l.M @ l.N * l.scaling)

@@ -26,7 +26,7 @@ def test_full_training_learns_a_pattern():
     before = evaluate(m, TEXT, block_size=32)
     hist = finetune(m, TEXT, TEXT, steps=60, lr=3e-3, eval_every=20, **KW)
     assert [r["step"] for r in hist.rows] == [20, 40, 60] and len(hist.step_loss) == 60
-    assert hist.final["val_loss"] < before - 1.0
+    assert hist.final["val_loss"] < before - 1.0 and hist.start_val_loss == pytest.approx(before)
     assert hist.trainable == m.num_params() and hist.state_bytes == 16 * m.num_params()
     assert all(r["tokens_per_s"] > 0 and r["peak_memory"] is None for r in hist.rows)
     assert hist.column("val_loss")[-1] == hist.final["val_loss"] and "steps on cpu" in repr(hist)
@@ -70,7 +70,9 @@ def test_nan_guard_stops_and_keeps_the_last_good_weights():
     apply_lora(m, LORA_TARGETS, r=2)
     seen = []                                       # the weights at each forward pass
 
-    def poison(module, args, out):                  # the 4th forward pass produces NaN logits
+    def poison(module, args, out):                  # the 4th training forward pass produces NaN logits
+        if not module.training:                     # (evaluation passes do not count)
+            return out
         seen.append({k: v.detach().clone() for k, v in m.named_parameters()})
         return out * float("nan") if len(seen) == 4 else out
 

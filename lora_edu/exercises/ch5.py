@@ -11,7 +11,7 @@ from ..gpt import GPT, encode, load_pretrained
 from ..lora import LoRALinear
 from . import Exercise, Wrong, as_int, as_matrix_answer, call, describe
 
-__all__ = ["adapter_params", "next_byte", "delta_weight", "greedy"]
+__all__ = ["adapter_params", "next_byte", "lora_update", "greedy"]
 
 
 def _adapter_params(answer):
@@ -21,8 +21,11 @@ def _adapter_params(answer):
         return None
     known = {r * (d + 3 * d): "that is one layer's c_attn (or M alone in all four); count M and N in all 4 layers",
              layers * r * 3 * d: "that counts only N (4 × 768); M (256 × 4) is trained too",
-             layers * d * 3 * d: "that is full fine-tuning of the c_attn matrices, not LoRA"}
-    return known.get(k, f"{k:,} is not it: each c_attn is Linear(256, 768), and r(in + out) per matrix") + "."
+             layers * d * 3 * d: "that is full fine-tuning of the c_attn matrices, not LoRA",
+             layers * 8 * (d + 3 * d): "that is rank 8, the chapter's rank; this exercise asks for r = 4",
+             layers * r * ((d + 3 * d) + (d + d) + 2 * (d + 4 * d)): "that is all sixteen matrices; adapt only c_attn",
+             layers * 3 * r * (d + d): "c_attn is one matrix, Linear(256, 768), not three 256 × 256 ones"}
+    return known.get(k, f"{k:,} is not it; .hint() shows how to count") + "."
 
 
 adapter_params = Exercise(
@@ -40,7 +43,22 @@ def _model() -> GPT:
     return load_pretrained()
 
 
-_PROMPTS = ["def ", "Return the", "x", "   January 1900\n", "while True:\n    "]
+_PROMPTS = ["def ", "Return the", "x", "   January 1900\n", "while True:\n    ",
+            "class Parser:\n    def parse(self, text):\n        return self."]
+
+
+@functools.lru_cache(maxsize=1)
+def _adapted() -> GPT:
+    """The base model with a fixed random LoRA update: a model a learner's code has not seen."""
+    from ..gpt import LORA_TARGETS
+    from ..lora import apply_lora, lora_layers
+    model = load_pretrained()
+    apply_lora(model, LORA_TARGETS, r=2)
+    g = torch.Generator().manual_seed(55)
+    with torch.no_grad():
+        for layer in lora_layers(model).values():
+            layer.N.copy_(torch.randn(layer.N.shape, generator=g) * 0.5)
+    return model.eval()
 
 
 def _as_char(got, name, prompt):
@@ -55,18 +73,30 @@ def _as_char(got, name, prompt):
 
 
 def _next_byte(fn):
-    model = _model()
-    for prompt in _PROMPTS:
-        with torch.no_grad():
-            logits = model(encode(prompt)[None])[0]                           # (T, 256)
-        want = chr(logits[-1].argmax().item())
-        got = _as_char(call(fn, (model, prompt), "next_byte", f"model, {prompt!r}"), "next_byte", prompt)
-        if got != want:
-            if got == chr(logits[0].argmax().item()):
-                return (f"for {prompt!r} you returned the most likely byte after the *first* position; the next "
-                        "byte comes from the logits at the last position, logits[0, -1].")
-            return f"for {prompt!r} the most likely next byte is {want!r}; you returned {got!r}."
-    return None
+    cases = []                                         # (prompt, got, want, hypotheses of what went wrong)
+    for model in (_model(), _adapted()):
+        for prompt in _PROMPTS:
+            with torch.no_grad():
+                logits = model(encode(prompt)[None])[0]                       # (T, 256)
+                last_only = chr(model(encode(prompt[-1])[None])[0, -1].argmax().item())
+                base = chr(_model()(encode(prompt)[None])[0, -1].argmax().item())
+            want = chr(logits[-1].argmax().item())
+            got = _as_char(call(fn, (model, prompt), "next_byte", f"model, {prompt!r}"), "next_byte", prompt)
+            cases.append((prompt, got, want, {"first": chr(logits[0].argmax().item()), "last": last_only,
+                                              "base": base}))
+    wrong = [c for c in cases if c[1] != c[2]]
+    if not wrong:
+        return None
+    explain = {"first": "you returned the most likely byte after the *first* position; the next byte comes from "
+                        "the logits at the last position.",
+               "last": "your answer depends only on the last character; the model should read the whole text.",
+               "base": "your function gives the base model's answers for a model with LoRA applied; use the model "
+                       "it is given."}
+    for key, why in explain.items():
+        if all(got == h[key] for _, got, _, h in wrong):
+            return why
+    prompt, got, want, _ = wrong[0]
+    return f"for {prompt!r} the most likely next byte is {want!r}; you returned {got!r}."
 
 
 next_byte = Exercise(
@@ -81,14 +111,15 @@ def next_byte(model, text):
     correct="the next byte is the argmax of the logits at the last position.")
 
 
-def _delta_weight(fn):
+def _lora_update(fn):
     torch.manual_seed(0)
-    for d_in, d_out, r, alpha, rslora in [(6, 4, 2, 4.0, False), (5, 9, 3, 1.0, False), (8, 8, 4, 8.0, True)]:
+    for d_in, d_out, r, alpha, rslora in [(6, 4, 2, 3.0, False), (5, 9, 3, 1.0, False), (8, 8, 4, 8.0, True)]:
         layer = LoRALinear(nn.Linear(d_in, d_out), r=r, alpha=alpha, rslora=rslora)
         with torch.no_grad():
             layer.N.normal_()
         want = (layer.M @ layer.N * layer.scaling).detach().numpy()
-        got = call(fn, (layer,), "delta_weight", f"LoRALinear(Linear({d_in}, {d_out}), r={r}, alpha={alpha:g})")
+        shown = f"LoRALinear(Linear({d_in}, {d_out}), r={r}, alpha={alpha:g}{', rslora=True' if rslora else ''})"
+        got = call(fn, (layer,), "lora_update", shown)
         if isinstance(got, torch.Tensor):
             got = got.detach()
         got = as_matrix_answer(got, "ΔW")
@@ -98,29 +129,35 @@ def _delta_weight(fn):
         if got.shape != want.shape:
             return f"ΔW should have shape (in, out) = {want.shape}; got {got.shape}."
         if not np.allclose(got, want, atol=1e-5):
-            if np.allclose(got, (layer.M @ layer.N).detach().numpy(), atol=1e-5):
-                return "that is M @ N without the scale; multiply by layer.scaling (α/r, or α/√r with rsLoRA)."
-            return f"for r={r}, alpha={alpha:g} your ΔW differs from M @ N · scaling."
+            plain = (layer.M @ layer.N).detach().numpy()
+            if np.allclose(got, plain, atol=1e-5):
+                return "that is M @ N alone; the layer multiplies the low-rank path by its scale."
+            if rslora and np.allclose(got, plain * alpha / r, atol=1e-5):
+                return ("the layer " + shown + " uses rsLoRA, whose scale is α/√r, not α/r; layer.scaling holds "
+                        "the right factor for any layer.")
+            return (f"for {shown} your ΔW differs from the change the layer makes: check that layer(x) − "
+                    "layer.base(x) equals x @ (your ΔW) for some input x.")
     return None
 
 
-delta_weight = Exercise(
-    "5.3", "the update a LoRA layer adds", _delta_weight,
+lora_update = Exercise(
+    "5.3", "the update a LoRA layer adds", _lora_update,
     hints=["A LoRALinear keeps layer.M (in, r), layer.N (r, out) and layer.scaling.",
-           "ΔW = M @ N · scaling, shape (in, out)."],
+           "ΔW = M @ N · scaling, shape (in, out). (LoRALinear.delta_weight() returns the same in nn.Linear's "
+           "(out, in) layout.)"],
     solution="""
-def delta_weight(layer):
+def lora_update(layer):
     return layer.M @ layer.N * layer.scaling       # (in, r) @ (r, out) -> (in, out)""",
     correct="ΔW = M N · scaling: the whole change LoRA makes to the layer.")
 
 
 def _greedy(fn):
     model = _model()
-    for prompt, n in [("def ", 8), ("The ", 12), ("x", 1), ("abc", 0)]:
+    for prompt, n in [("def ", 8), ("The ", 12), ("x", 1), ("abc", 0), ("Return the value.\n" * 14, 6)]:
         want = prompt
         for _ in range(n):                                     # the reference: argmax at the last position
             with torch.no_grad():
-                want += chr(model(encode(want)[None])[0, -1].argmax().item())
+                want += chr(model(encode(want[-256:])[None])[0, -1].argmax().item())
         got = call(fn, (model, prompt, n), "greedy", f"model, {prompt!r}, {n}")
         if not isinstance(got, str):
             return f"greedy(model, {prompt!r}, {n}) should return a str; got {describe(got)} ({type(got).__name__})."
@@ -129,8 +166,8 @@ def _greedy(fn):
         if got != want:
             if len(got) != len(want):
                 return f"greedy(model, {prompt!r}, {n}) should return {len(prompt)} + {n} characters; got {len(got)}."
-            return (f"greedy(model, {prompt!r}, {n}) returned {got!r}; expected {want!r}. Feed each new byte back in "
-                    "before choosing the next.")
+            return (f"greedy(model, {prompt!r}, {n}) returned {got!r}; expected {want!r}. Take the most likely byte "
+                    "each time (no sampling), and feed it back in before choosing the next.")
     return None
 
 
@@ -142,7 +179,7 @@ greedy = Exercise(
 def greedy(model, prompt, n):
     text = prompt
     for _ in range(n):
-        text += next_byte(model, text)
+        text += next_byte(model, text[-model.config.block_size:])   # the model reads at most 256 bytes
     return text""",
     correct="generation appends the most likely byte and feeds the text back in — model.generate(..., "
             "temperature=0) does the same.")
