@@ -4,7 +4,8 @@ For each regime — a gentle fine-tune (about 1.3 epochs of the code task) and a
 the shipped GPT with LoRA at every rank of RANKS and fully, all from the same base with the same batches, steps
 and learning-rate rule; it stores the validation losses, trainable counts, times and a sample per run, the
 singular values of the full fine-tune's ΔW for all sixteen matrices beside a random matrix of the same shape and
-norm, and the LoRA paper's subspace similarity between the r=8 and r=64 adapters. A short α/r versus α/√r (rsLoRA) sweep follows. It is GPU work (minutes on one GPU); `--smoke` runs the same code on a tiny budget anywhere.
+norm, and the LoRA paper's subspace similarity between the r=8 and r=64 adapters. A short α/r versus α/√r
+(rsLoRA) sweep follows. It is GPU work (minutes on one GPU); `--smoke` runs the same code on a tiny budget anywhere.
 """
 from __future__ import annotations
 
