@@ -31,7 +31,7 @@ def _corpus(args):
 
 def cmd_finetune(args) -> int:
     from .gpt import LORA_TARGETS
-    from .lora import apply_lora, count_parameters, save_adapter
+    from .lora import apply_lora, count_parameters
     from .train import evaluate, finetune
     model = _load(args)
     data = _corpus(args)
@@ -45,8 +45,7 @@ def cmd_finetune(args) -> int:
     hist = finetune(model, data.train, data.val, steps=args.steps, lr=args.lr, batch_size=args.batch_size,
                     block_size=args.block_size, device=args.device, eval_every=args.eval_every, seed=args.seed,
                     progress=not args.quiet, checkpoint=args.out)
-    after = evaluate(model, data.val, args.block_size)
-    save_adapter(model, args.out)
+    after = evaluate(model, data.val, args.block_size)          # the adapter was saved at the last evaluation
     size = sum(f.stat().st_size for f in Path(args.out).iterdir())
     f = hist.final
     print(f"validation loss after:  {after:.4f} nats/byte ({after - before:+.4f}); {f['tokens_per_s']:,.0f} tokens/s, "

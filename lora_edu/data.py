@@ -178,13 +178,23 @@ def as_tokens(text) -> torch.Tensor:
                     + (f" of shape {tuple(text.shape)}" if isinstance(text, torch.Tensor) else ""))
 
 
+def check_length(tokens: torch.Tensor, block_size: int, what: str = "the text") -> None:
+    """A ValueError unless the token stream (N,) holds at least one window of block_size + 1 bytes."""
+    if tokens.numel() < block_size + 1:
+        raise ValueError(f"{what} has {tokens.numel()} bytes; block_size = {block_size} needs at least "
+                         f"{block_size + 1}")
+
+
+def window_pairs(tokens: torch.Tensor, starts: torch.Tensor, block_size: int):
+    """Windows of a token stream (N,) starting at `starts` (B,) -> inputs x (B, T) and next-byte targets y (B, T)."""
+    window = tokens[starts[:, None] + torch.arange(block_size + 1)].long()                     # (B, T + 1)
+    return window[:, :-1], window[:, 1:]
+
+
 def get_batch(tokens: torch.Tensor, batch_size: int, block_size: int, generator: torch.Generator | None = None):
     """Random windows of a token stream (N,) -> inputs x (B, T) and next-byte targets y (B, T), dtype long."""
     batch_size = check_int(batch_size, "batch_size", 1)
     block_size = check_int(block_size, "block_size", 1)
-    if tokens.numel() < block_size + 1:
-        raise ValueError(f"the text has {tokens.numel()} bytes; block_size = {block_size} needs at least "
-                         f"{block_size + 1}")
+    check_length(tokens, block_size)
     start = torch.randint(tokens.numel() - block_size, (batch_size,), generator=generator)     # (B,)
-    window = tokens[start[:, None] + torch.arange(block_size + 1)].long()                      # (B, T + 1)
-    return window[:, :-1], window[:, 1:]
+    return window_pairs(tokens, start, block_size)

@@ -13,10 +13,11 @@ import re
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
 import torch
 import torch.nn as nn
 
-from ._checks import check_int, check_real
+from ._checks import as_matrix, check_int, check_real
 from ._io import write_atomic
 
 __all__ = ["LoRALinear", "apply_lora", "lora_layers", "merge", "unmerge", "count_parameters", "ParamCount",
@@ -292,15 +293,12 @@ def load_adapter(model: nn.Module, path) -> list[str]:
 # ---- comparing subspaces (chapter 6; the LoRA paper's §7.2) -----------------------------------------------------
 
 def _left_singular(a, name):
-    from ._checks import as_matrix
-    import numpy as np
     A = as_matrix(a, name).astype(np.float64)
     return np.linalg.svd(A, full_matrices=False)[0], A.shape             # U (d, min(d, k))
 
 
 def weight_deltas(before: nn.Module, after: nn.Module, targets) -> dict:
     """ΔW = W_after − W_before (in, out), float64 numpy, for every nn.Linear whose name matches `targets`."""
-    import numpy as np
     if isinstance(targets, str):
         targets = [targets]
     mods_after = dict(after.named_modules())
@@ -329,7 +327,6 @@ def weight_deltas(before: nn.Module, after: nn.Module, targets) -> dict:
 
 def similarity_grid(a, b, i_max: int | None = None, j_max: int | None = None):
     """φ(i, j) for every i ≤ i_max, j ≤ j_max as an array (i_max, j_max); see `subspace_similarity`."""
-    import numpy as np
     Ua, sa = _left_singular(a, "a")
     Ub, sb = _left_singular(b, "b")
     if sa[0] != sb[0]:

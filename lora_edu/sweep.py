@@ -76,11 +76,11 @@ def main(argv=None) -> Path:
         epochs = regime["steps"] * regime["batch_size"] * block / len(task.train.encode("utf-8"))
         result["regimes"][name] = {**regime, "epochs": round(epochs, 3), "rows": out["rows"],
                                    "spectra": _spectra(out["deltas"]), "similarity_r8_r64": grids}
-    steps = regimes["gentle"]
+    gentle = regimes["gentle"]
     print("alpha/r versus alpha/sqrt(r) (rsLoRA), gentle regime, alpha = 8")
     scaling = []
     for rs in (False, True):
-        out = rank_sweep(task, ranks, steps["steps"], lr=args.lr, full_lr=None, batch_size=steps["batch_size"],
+        out = rank_sweep(task, ranks, gentle["steps"], lr=args.lr, full_lr=None, batch_size=gentle["batch_size"],
                          block_size=block, device=device, alpha=8, rslora=rs, prompt=None)
         for row in out["rows"]:
             scaling.append({"rule": "alpha/sqrt(r)" if rs else "alpha/r", "r": row["r"], "val_loss": row["val_loss"]})

@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 
 from ._checks import check_int, check_real
-from .data import as_tokens, get_batch
+from .data import as_tokens, check_length, get_batch, window_pairs
 from .gpt import pick_device
 from .lora import lora_layers, save_adapter
 
@@ -68,8 +68,7 @@ def evaluate(model: nn.Module, text, block_size: int = 256, windows: int = 64, b
     block_size = check_int(block_size, "block_size", 1)
     windows = check_int(windows, "windows", 1)
     batch_size = check_int(batch_size, "batch_size", 1)
-    if tokens.numel() < block_size + 1:
-        raise ValueError(f"the text has {tokens.numel()} bytes; block_size = {block_size} needs at least {block_size + 1}")
+    check_length(tokens, block_size)
     device = next(model.parameters()).device
     starts = torch.linspace(0, tokens.numel() - block_size - 1, windows).long()          # (windows,)
     was_training = model.training
@@ -77,9 +76,9 @@ def evaluate(model: nn.Module, text, block_size: int = 256, windows: int = 64, b
     total = 0.0
     try:
         for chunk in starts.split(batch_size):
-            w = tokens[chunk[:, None] + torch.arange(block_size + 1)].long().to(device)  # (b, T + 1)
+            x, y = window_pairs(tokens, chunk, block_size)                                # (b, T) each
             with _autocast(device):
-                _, loss = model(w[:, :-1], w[:, 1:])
+                _, loss = model(x.to(device), y.to(device))
             total += loss.item() * len(chunk)
     finally:
         model.train(was_training)
@@ -97,7 +96,7 @@ def _lr_at(step: int, steps: int, lr: float, warmup: int, min_ratio: float) -> f
 def _param_groups(model: nn.Module, weight_decay: float, lora_weight_decay: float):
     lora = {id(p) for layer in lora_layers(model).values() for p in (layer.M, layer.N)}
     groups = {"decay": [], "lora": [], "none": []}
-    for p in {id(p): p for p in model.parameters() if p.requires_grad}.values():
+    for p in (p for p in model.parameters() if p.requires_grad):    # shared tensors come once
         groups["lora" if id(p) in lora else "decay" if p.dim() >= 2 else "none"].append(p)
     return [{"params": groups["decay"], "weight_decay": weight_decay},
             {"params": groups["lora"], "weight_decay": lora_weight_decay},
@@ -138,10 +137,8 @@ def finetune(model: nn.Module, train, val, steps: int, lr: float = 1e-3, batch_s
     if not params:
         raise ValueError("the model has no trainable parameters; apply_lora or set requires_grad first")
     train_tokens, val_tokens = as_tokens(train), as_tokens(val)
-    for name, t in (("train", train_tokens), ("val", val_tokens)):
-        if t.numel() < block_size + 1:
-            raise ValueError(f"the {name} text has {t.numel()} bytes; block_size = {block_size} needs at least "
-                             f"{block_size + 1}")
+    check_length(train_tokens, block_size, "the train text")
+    check_length(val_tokens, block_size, "the val text")
 
     device = pick_device(device)
     model.to(device)
@@ -149,9 +146,9 @@ def finetune(model: nn.Module, train, val, steps: int, lr: float = 1e-3, batch_s
     gen = torch.Generator().manual_seed(seed)                            # which windows are read
     opt = torch.optim.AdamW(_param_groups(model, weight_decay, lora_weight_decay), lr=lr, betas=(0.9, 0.95),
                             foreach=device.type != "cpu")
-    trainable = sum(p.numel() for p in {id(p): p for p in params}.values())
+    trainable = sum(p.numel() for p in params)
     hist = History(device=str(device), trainable=trainable,
-                   state_bytes=sum(4 * p.numel() * p.element_size() for p in {id(p): p for p in params}.values()))
+                   state_bytes=sum(4 * p.numel() * p.element_size() for p in params))
     hist.start_val_loss = evaluate(model, val_tokens, block_size, eval_windows, batch_size)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)

@@ -118,7 +118,7 @@ def browser(lab):
 
 
 @pytest.fixture
-def notebook(lab, browser, request):
+def notebook(lab, browser):
     """A page with one chapter open and every cell run; fails the test on any console error."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
