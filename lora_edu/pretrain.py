@@ -25,7 +25,12 @@ def hardware(device: torch.device) -> str:
     """A short description of the machine a run used."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} CPU threads"
+    name = platform.processor() or platform.machine()
+    try:  # Linux names the processor here; platform.processor() is often empty there
+        name = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{name}, {torch.get_num_threads()} CPU threads"
 
 
 def main(argv=None) -> Path:

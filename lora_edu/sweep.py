@@ -5,13 +5,14 @@ the shipped GPT with LoRA at every rank of RANKS and fully, all from the same ba
 and learning-rate rule; it stores the validation losses, trainable counts, times and a sample per run, the
 singular values of the full fine-tune's ΔW for all sixteen matrices beside a random matrix of the same shape and
 norm, and the LoRA paper's subspace similarity between the r=8 and r=64 adapters. A short α/r versus α/√r
-(rsLoRA) sweep follows. It is GPU work (minutes on one GPU); `--smoke` runs the same code on a tiny budget anywhere.
+(rsLoRA) sweep follows. The default budget is GPU work (minutes on one GPU). `--budget cpu` keeps the epochs of
+both regimes but shrinks the rest to fit a laptop: the first 190,000 bytes of the task's training text, batches of
+16 × 128 bytes. `--smoke` runs the same code on a tiny budget anywhere. `load_results()` reads the stored file.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 
@@ -19,15 +20,20 @@ import numpy as np
 import torch
 
 from . import __version__
+from ._checks import check_int, check_real
 from ._io import write_atomic
-from .data import corpus
+from .data import Corpus, corpus
 from .gpt import pick_device
 from .lora import similarity_grid
+from .pretrain import hardware
 from .rank import singular_values
 from .train import rank_sweep
 
 RANKS = (1, 2, 4, 8, 16, 32, 64)
-REGIMES = {"gentle": {"steps": 120, "batch_size": 64}, "long": {"steps": 800, "batch_size": 64}}
+REGIMES = {"gentle": 120, "long": 800}  # steps; the batches fix the epochs
+BUDGETS = {"gpu": {"batch_size": 64, "block_size": 256, "train_bytes": None},
+           "cpu": {"batch_size": 16, "block_size": 128, "train_bytes": 190_000},
+           "smoke": {"batch_size": 2, "block_size": 32, "train_bytes": 20_000}}
 DEFAULT_OUT = Path(__file__).parent / "results" / "rank_sweep.json"
 
 
@@ -43,53 +49,97 @@ def _spectra(deltas: dict, seed: int = 0) -> dict:
     return out
 
 
+def load_results(path=None) -> dict:
+    """The stored sweep (lora_edu/results/rank_sweep.json unless `path`) as a dict; see main() for its fields."""
+    path = Path(DEFAULT_OUT if path is None else path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no stored sweep at {path}; make one with `python -m lora_edu.sweep` "
+                                "(a GPU: minutes) or `python -m lora_edu.sweep --budget cpu`")
+    result = json.loads(path.read_text())
+    if not isinstance(result, dict) or result.get("format") != "lora_edu.rank_sweep/1":
+        raise ValueError(f"{path} is not a lora_edu rank sweep (format {result.get('format')!r} "
+                         "if a dict); expected 'lora_edu.rank_sweep/1'")
+    return result
+
+
+def cheapest_rank(rows, tol: float = 0.01) -> int:
+    """The smallest LoRA rank whose validation loss is within `tol` of the best rank's (rows as rank_sweep's)."""
+    tol = check_real(tol, "tol", lo=0.0)
+    lora = [row for row in rows if row["r"] != "full"] if isinstance(rows, (list, tuple)) else None
+    if not lora:
+        raise ValueError(f"rows must be a list of {{'r': rank, 'val_loss': loss}} with at least one LoRA rank; "
+                         f"got {rows!r:.80}")
+    best = min(row["val_loss"] for row in lora)
+    return min(row["r"] for row in lora if row["val_loss"] <= best + tol)
+
+
+def spectrum_summary(s, k: int = 8, energy: float = 0.9) -> tuple[float, int]:
+    """(share of Σσ² in the top k, fewest directions holding `energy` of it) for singular values s (n,)."""
+    s2 = np.sort(np.square(np.asarray(s, dtype=float)))[::-1]
+    if s2.ndim != 1 or s2.size == 0 or not np.isfinite(s2).all() or s2.sum() == 0:
+        raise ValueError(f"s must be a non-empty 1-D array of finite singular values, not all zero; got {s!r:.80}")
+    k = check_int(k, "k", 1, s2.size, where=f" for {s2.size} singular values")
+    energy = check_real(energy, "energy", lo=0.0, hi=1.0, lo_open=True)
+    share = np.cumsum(s2) / s2.sum()
+    return float(share[k - 1]), int(min(np.searchsorted(share, energy * (1 - 1e-12)) + 1, s2.size))
+
+
+def budget_task(task: str = "code", budget: str = "gpu") -> Corpus:
+    """The task's corpus as a budget uses it: the first `train_bytes` of its training text, all of validation."""
+    if budget not in BUDGETS:
+        raise ValueError(f"budget must be one of {sorted(BUDGETS)}; got {budget!r}")
+    full, cut = corpus(task), BUDGETS[budget]["train_bytes"]
+    if cut is None:
+        return full
+    return Corpus(f"{task}[:{cut}]", full.train.encode("utf-8")[:cut].decode("utf-8", "ignore"), full.val)
+
+
 def main(argv=None) -> Path:
     ap = argparse.ArgumentParser(prog="python -m lora_edu.sweep", description=__doc__.split("\n")[0])
     ap.add_argument("--task", default="code")
-    ap.add_argument("--block-size", type=int, default=256)
     ap.add_argument("--lr", type=float, default=3e-3, help="LoRA learning rate (every rank)")
     ap.add_argument("--full-lr", type=float, default=3e-4)
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--budget", choices=("gpu", "cpu"), default="gpu",
+                    help="gpu: the whole task, 64 × 256-byte batches; cpu: the same epochs on a small part of it")
     ap.add_argument("--smoke", action="store_true", help="a tiny budget, to check the script anywhere")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = ap.parse_args(argv)
     device = pick_device(args.device)
-    regimes = {k: dict(v) for k, v in REGIMES.items()}
-    block, ranks = args.block_size, RANKS
+    budget = "smoke" if args.smoke else args.budget
+    batch, block = BUDGETS[budget]["batch_size"], BUDGETS[budget]["block_size"]
+    regimes, ranks = dict(REGIMES), RANKS
     if args.smoke:
-        regimes = {k: {"steps": 2 * (i + 1), "batch_size": 2} for i, k in enumerate(regimes)}
-        block, ranks = 32, (8, 64)
-    task = corpus(args.task)
+        regimes, ranks = {"gentle": 2, "long": 4}, (8, 64)
+    task = budget_task(args.task, budget)
     t0 = time.time()
-    result = {"format": "lora_edu.rank_sweep/1", "task": args.task, "ranks": list(ranks), "block_size": block,
+    result = {"format": "lora_edu.rank_sweep/1", "task": task.name, "budget": budget, "ranks": list(ranks),
+              "batch_size": batch, "block_size": block, "train_bytes": len(task.train.encode("utf-8")),
               "lr": args.lr, "full_lr": args.full_lr, "alpha_rule": "alpha = r (scaling 1)", "regimes": {}}
-    for name, regime in regimes.items():
-        print(f"regime {name!r}: {regime['steps']} steps of {regime['batch_size']} × {block} bytes on {device}")
-        out = rank_sweep(task, ranks, regime["steps"], lr=args.lr, full_lr=args.full_lr,
-                         batch_size=regime["batch_size"], block_size=block, device=device, keep=(8, 64),
-                         prompt=None if args.smoke else "def ", deltas=True)
+    for name, steps in regimes.items():
+        print(f"regime {name!r}: {steps} steps of {batch} × {block} bytes of {task.name} on {device}")
+        out = rank_sweep(task, ranks, steps, lr=args.lr, full_lr=args.full_lr, batch_size=batch,
+                         block_size=block, device=device, keep=(8, 64), prompt=None if args.smoke else "def ",
+                         deltas=True)
         for row in out["rows"]:
             print(f"  r={row['r']!s:>4}: {row['trainable']:>9,} trainable, val {row['val_loss']:.4f} nats/byte, "
                   f"{row['seconds']:.1f} s")
         grids = {n: similarity_grid(out["factors"][8][n], out["factors"][64][n]).round(6).tolist()
                  for n in out["factors"][8]}
-        epochs = regime["steps"] * regime["batch_size"] * block / len(task.train.encode("utf-8"))
-        result["regimes"][name] = {**regime, "epochs": round(epochs, 3), "rows": out["rows"],
+        epochs = steps * batch * block / result["train_bytes"]
+        result["regimes"][name] = {"steps": steps, "epochs": round(epochs, 3), "rows": out["rows"],
                                    "spectra": _spectra(out["deltas"]), "similarity_r8_r64": grids}
-    gentle = regimes["gentle"]
     print("alpha/r versus alpha/sqrt(r) (rsLoRA), gentle regime, alpha = 8")
     scaling = []
     for rs in (False, True):
-        out = rank_sweep(task, ranks, gentle["steps"], lr=args.lr, full_lr=None, batch_size=gentle["batch_size"],
+        out = rank_sweep(task, ranks, regimes["gentle"], lr=args.lr, full_lr=None, batch_size=batch,
                          block_size=block, device=device, alpha=8, rslora=rs, prompt=None)
         for row in out["rows"]:
             scaling.append({"rule": "alpha/sqrt(r)" if rs else "alpha/r", "r": row["r"], "val_loss": row["val_loss"]})
     result["scaling"] = scaling
-    hardware = torch.cuda.get_device_name(device) if device.type == "cuda" else \
-        f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} CPU threads"
-    result.update({"hardware": hardware, "torch": torch.__version__, "lora_edu": __version__,
+    result.update({"hardware": hardware(device), "torch": torch.__version__, "lora_edu": __version__,
                    "seconds": round(time.time() - t0), "smoke": args.smoke,
-                   "command": "python -m lora_edu.sweep" + (" --smoke" if args.smoke else "")})
+                   "command": "python -m lora_edu.sweep" + (" --smoke" if args.smoke else f" --budget {budget}")})
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(args.out, lambda tmp: Path(tmp).write_text(json.dumps(result) + "\n"))
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e3:.0f} kB) in {result['seconds']} s")

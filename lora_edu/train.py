@@ -234,7 +234,8 @@ def rank_sweep(task, ranks=(1, 2, 4, 8, 16, 32, 64), steps: int = 150, lr: float
                keep=(), seed: int = 0, prompt: str = "", progress: bool = False, deltas: bool = False) -> dict:
     """Fine-tune the shipped GPT once per LoRA rank (and fully, unless full_lr is None) on `task` (a Corpus).
 
-    Every run starts from the same base, reads the same batches and uses the same steps and learning-rate rule.
+    Every run starts from the same base, reads the same batches and uses the same steps and learning-rate rule;
+    each is seeded by itself, so a run of rank r gives the same result whichever other ranks are swept with it.
     Returns {"rows": [{r, trainable, val_loss, train_loss, seconds, sample}, ...] (r = "full" for full
     fine-tuning), "factors": {r: {layer: M (in, r) as numpy}} for the ranks in `keep`}; with `deltas`, also
     "deltas": {layer: ΔW (in, out)} of the full fine-tune (W after − W before).
@@ -251,6 +252,7 @@ def rank_sweep(task, ranks=(1, 2, 4, 8, 16, 32, 64), steps: int = 150, lr: float
     for r, rate in runs:
         model = load_pretrained()
         if r != "full":
+            torch.manual_seed(seed)                     # M's initialisation: each run alike, whatever ran before
             apply_lora(model, LORA_TARGETS, r=r, alpha=alpha, rslora=rslora)
         hist = finetune(model, task.train, task.val, steps=steps, lr=rate, batch_size=batch_size,
                         block_size=block_size, device=device, eval_every=steps, seed=seed, progress=progress)

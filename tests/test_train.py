@@ -171,6 +171,9 @@ def test_rank_sweep_on_cpu():
     assert out["factors"][4]["transformer.h.0.mlp.c_fc"].shape == (256, 4)
     assert len(out["deltas"]) == 16 and out["deltas"]["transformer.h.3.mlp.c_proj"].shape == (1024, 256)
     assert all(np.abs(d).max() > 0 for d in out["deltas"].values())            # full fine-tuning moved every W
+    alone = rank_sweep(task, ranks=(4,), steps=3, batch_size=2, block_size=32, full_lr=None, keep=(4,), prompt=None)
+    assert alone["rows"][0]["val_loss"] == rows[1]["val_loss"]                  # a run does not depend on the others
+    assert np.array_equal(alone["factors"][4]["transformer.h.0.mlp.c_fc"], out["factors"][4]["transformer.h.0.mlp.c_fc"])
     with pytest.raises(ValueError, match="r = 0"):
         rank_sweep(task, ranks=(0,), steps=1)
     with pytest.raises(TypeError, match="Corpus"):
