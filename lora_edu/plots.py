@@ -4,7 +4,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["singular_values", "reconstruction", "error_curve", "loss_curves"]
+__all__ = ["singular_values", "reconstruction", "error_curve", "loss_curves", "rank_tradeoff"]
 
 BLUE, ORANGE, GREY = "#1f77b4", "#ff7f0e", "#7f7f7f"
 
@@ -90,4 +90,37 @@ def loss_curves(histories: dict, ax=None, title="Loss while training (nats per b
         ax.plot(steps, val, "o-", color=color, ms=4, label=f"{label}: validation")
     ax.set(xlabel="step", ylabel="loss (nats/byte)", title=title)
     ax.legend(fontsize=8)
+    return fig
+
+
+def rank_tradeoff(rows, ax=None, title="Validation loss against trainable parameters", base=None, highlight=None,
+                  live=None, label="stored sweep"):
+    """A rank sweep's validation loss against trainable parameters (log axis), each LoRA point marked with its r.
+
+    rows (and `live`, an optional second sweep drawn on top) are [{"r": rank or "full", "trainable", "val_loss"}];
+    full fine-tuning is a dashed line, `base` (the loss before fine-tuning) a dotted one, `highlight` a ringed rank.
+    """
+    fig, ax = _axes(ax, (6.5, 3.6))
+    for sweep, color, marker, name in ((rows, BLUE, "o-", label), (live or [], ORANGE, "s--", "live run")):
+        lora = [row for row in sweep if row["r"] != "full"]
+        full = [row for row in sweep if row["r"] == "full"]
+        if lora:
+            ax.plot([row["trainable"] for row in lora], [row["val_loss"] for row in lora], marker, color=color,
+                    ms=5, mfc=color if sweep is rows else "none", label=f"LoRA, {name}")
+        for row in full:
+            ax.axhline(row["val_loss"], color=color, ls=":" if sweep is rows else "-.", lw=1.2)
+            ax.plot([row["trainable"]], [row["val_loss"]], "*", color=color, ms=11, mfc=color if sweep is rows
+                    else "none", label=f"full fine-tuning, {name} ({row['trainable']:,} trainable)")
+        if sweep is rows:
+            for row in lora:
+                ax.annotate(f"r={row['r']}", (row["trainable"], row["val_loss"]), textcoords="offset points",
+                            xytext=(0, 7), ha="center", fontsize=7)
+    if base is not None:
+        ax.axhline(base, color=GREY, ls="--", lw=1, label=f"before fine-tuning ({base:.3f})")
+    if highlight is not None:
+        row = next(row for row in rows if row["r"] == highlight)
+        ax.plot([row["trainable"]], [row["val_loss"]], "o", ms=13, mfc="none", mec="k", mew=1.5, label=f"r = {highlight}")
+    ax.set_xscale("log")
+    ax.set(xlabel="trainable parameters (log scale)", ylabel="validation loss (nats/byte)", title=title)
+    ax.legend(fontsize=7)
     return fig

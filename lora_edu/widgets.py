@@ -5,6 +5,7 @@ numbers (readable by tests and screen readers), `.values` the same numbers as a 
 """
 from __future__ import annotations
 
+import html
 import io
 
 import ipywidgets as W
@@ -17,7 +18,7 @@ from .rank import resolve_tol
 from .svd import SVDFactorizer
 
 __all__ = ["Panel", "figure_png", "image_png", "noise_rank_slider", "photo_rank_slider", "matrix_rank_slider",
-           "lora_calculator"]
+           "lora_calculator", "sweep_slider"]
 
 
 class Panel(W.VBox):
@@ -170,5 +171,39 @@ def lora_calculator(arch: str = "llama-2-7b", r: int = 8, targets=("q_proj", "v_
         ax.set(xlabel="trainable parameters (millions)",
                title=f"{c.trainable / 1e6:.2f}M trainable = {c.share:.3f} % of {c.total / 1e9:.2f}B")
         return values, html, figure_png(fig)
+
+    return Panel(controls, draw)
+
+
+def sweep_slider(result: dict, regime: str = "long", r=8) -> Panel:
+    """Walk through a stored rank sweep (lora_edu.sweep.load_results()): loss, parameter count and sample per rank."""
+    if not isinstance(result, dict) or "regimes" not in result:
+        raise TypeError(f"result must be a rank sweep dict (lora_edu.sweep.load_results()); got {type(result).__name__}")
+    regimes = result["regimes"]
+    if regime not in regimes:
+        raise ValueError(f"regime must be one of {list(regimes)}; got {regime!r}")
+    ranks = [row["r"] for row in regimes[regime]["rows"]]
+    if r not in ranks:
+        raise ValueError(f"r must be one of the swept ranks {ranks}; got {r!r}")
+    controls = {"regime": W.ToggleButtons(options=list(regimes), value=regime, description="regime"),
+                "r": W.SelectionSlider(options=ranks, value=r, description="rank r", continuous_update=False,
+                                       layout=W.Layout(width="420px"))}
+
+    def draw(regime, r):
+        reg = regimes[regime]
+        rows = reg["rows"]
+        row = next(x for x in rows if x["r"] == r)
+        full = next(x for x in rows if x["r"] == "full")
+        values = {"regime": regime, "r": r, "trainable": row["trainable"], "share": row["trainable"] / full["trainable"],
+                  "val_loss": row["val_loss"], "minus_full": row["val_loss"] - full["val_loss"],
+                  "sample": row.get("sample")}
+        text = (f"<b>{regime}</b> ({reg['steps']} steps, {reg['epochs']:.1f} epochs), r = <b>{r}</b>: "
+                f"<b>{row['trainable']:,}</b> trainable = {values['share']:.1%} of the model; validation loss "
+                f"<b>{row['val_loss']:.3f}</b> nats/byte ({values['minus_full']:+.3f} against full fine-tuning)")
+        if values["sample"] is not None:
+            text += f"<pre style='font-size:11px;line-height:1.25'>{html.escape(values['sample'])}</pre>"
+        fig, ax = plt.subplots(figsize=(7, 3.4), layout="constrained")
+        plots.rank_tradeoff(rows, ax=ax, highlight=r, title=f"{regime} regime: {result['hardware']}")
+        return values, text, figure_png(fig)
 
     return Panel(controls, draw)

@@ -5,7 +5,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from lora_edu.exercises import Exercise, Verdict, ch1, ch2, ch3, ch4, ch5
+from lora_edu.exercises import Exercise, Verdict, ch1, ch2, ch3, ch4, ch5, ch6
 from lora_edu.rank import rank_by_elimination
 
 
@@ -31,7 +31,8 @@ ALL = [ch1.rank_two, ch1.predict_product_rank, ch1.my_rank, ch1.tolerance, ch1.z
        ch2.storage_count, ch2.factor_it, ch2.smallest_rank, ch2.compress, ch2.break_even,
        ch3.layer_shapes, ch3.param_count, ch3.mlp_forward, ch3.to_torch,
        ch4.adapter_size, ch4.lora_forward, ch4.merge_weight, ch4.budget_rank,
-       ch5.adapter_params, ch5.next_byte, ch5.lora_update, ch5.greedy]
+       ch5.adapter_params, ch5.next_byte, ch5.lora_update, ch5.greedy,
+       ch6.directions_for, ch6.cheapest_rank, ch6.chance_overlap]
 
 
 @pytest.mark.parametrize("ex", ALL, ids=lambda e: e.number)
@@ -42,7 +43,8 @@ def test_placeholder_is_not_attempted_and_correct_message_does_not_depend_on_ans
     assert status(ex, not_implemented) in ("not attempted", "wrong")   # functions: not attempted
 
 
-@pytest.mark.parametrize("ex", [ch1.my_rank, ch2.compress], ids=lambda e: e.number)
+@pytest.mark.parametrize("ex", [ch1.my_rank, ch2.compress, ch6.directions_for, ch6.cheapest_rank,
+                                ch6.chance_overlap], ids=lambda e: e.number)
 def test_function_exercises(ex):
     assert status(ex, not_implemented) == "not attempted"
     msg = message(ex, boom)
@@ -362,3 +364,45 @@ def test_lora_update():
     assert "rsLoRA" in message(ch5.lora_update, lambda l: l.M @ l.N * (l.alpha / l.r))
     assert "(out, in) layout" in message(ch5.lora_update, lambda l: (l.M @ l.N * l.scaling).T)
     assert "layer.base(x)" in message(ch5.lora_update, lambda l: 0.5 * l.M @ l.N * l.scaling)
+
+
+def _directions_for(s, share):
+    held = np.cumsum(np.square(s)) / np.sum(np.square(s))
+    return int(np.argmax(held >= share - 1e-12)) + 1
+
+
+def test_directions_for():
+    assert status(ch6.directions_for, _directions_for) == "correct"
+    assert status(ch6.directions_for, lambda s, share: np.int64(_directions_for(s, share))) == "correct"
+    assert "square the singular values" in message(ch6.directions_for, lambda s, share: _directions_for(np.sqrt(s), share))
+    assert "not positions" in message(ch6.directions_for, lambda s, share: _directions_for(s, share) - 1)
+    assert "includes equal" in message(ch6.directions_for,
+                                       lambda s, share: int(np.argmax(np.cumsum(s**2) / np.sum(s**2) > share)) + 1)
+    assert "should be a whole number" in message(ch6.directions_for, lambda s, share: 2.5)
+
+
+def _cheapest(rows, tol):
+    lora = [row for row in rows if row["r"] != "full"]
+    best = min(row["val_loss"] for row in lora)
+    return min(row["r"] for row in lora if row["val_loss"] <= best + tol)
+
+
+def test_cheapest_rank():
+    assert status(ch6.cheapest_rank, _cheapest) == "correct"
+    best = lambda rows, tol: min((r for r in rows if r["r"] != "full"), key=lambda r: r["val_loss"])["r"]
+    assert "you returned the best rank" in message(ch6.cheapest_rank, best)
+    with_full = lambda rows, tol: min(rows, key=lambda r: r["val_loss"])["r"]
+    assert "leave out the full row" in message(ch6.cheapest_rank, with_full)
+    assert "the answer is r = " in message(ch6.cheapest_rank, lambda rows, tol: 1)
+
+
+def test_chance_overlap():
+    from lora_edu.lora import subspace_similarity
+    assert status(ch6.chance_overlap, lambda i, j, n: max(i, j) / n) == "correct"
+    rng = np.random.default_rng(0)
+    simulated = lambda i, j, n: np.mean([subspace_similarity(rng.standard_normal((n, i)), rng.standard_normal((n, j)),
+                                                             i, j) for _ in range(100)])
+    assert status(ch6.chance_overlap, simulated) == "correct"
+    assert "divides it by min(i, j)" in message(ch6.chance_overlap, lambda i, j, n: i * j / n)
+    assert "which of i and j" in message(ch6.chance_overlap, lambda i, j, n: min(i, j) / n)
+    assert "about 0.25" in message(ch6.chance_overlap, lambda i, j, n: 0.5)

@@ -1,0 +1,133 @@
+"""Chapter 6's stored sweep and its helpers: the shipped results are complete and consistent, the spectrum and
+rank helpers agree with numpy and `lora_edu.rank`, and the sweep slider shows the stored numbers."""
+import json
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from lora_edu import plots, widgets  # noqa: E402
+from lora_edu.data import corpus  # noqa: E402
+from lora_edu.rank import effective_rank, energy_share  # noqa: E402
+from lora_edu.sweep import RANKS, budget_task, cheapest_rank, load_results, spectrum_summary  # noqa: E402
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 12), st.integers(1, 12), st.integers(0, 2**31 - 1), st.floats(0.05, 1.0))
+def test_spectrum_summary_agrees_with_the_matrix_helpers(m, n, seed, energy):
+    A = np.random.default_rng(seed).standard_normal((m, n)) * np.logspace(0, -3, n)
+    s = np.linalg.svd(A, compute_uv=False)
+    for k in range(1, min(m, n) + 1):
+        share, count = spectrum_summary(s, k, energy)
+        assert share == pytest.approx(energy_share(A, k), rel=1e-9)
+        assert count == effective_rank(A, energy)
+    assert spectrum_summary(s[::-1], 1, energy) == spectrum_summary(s, 1, energy)   # order does not matter
+
+
+def test_spectrum_summary_and_cheapest_rank_refuse_bad_input():
+    for bad in ([], [0.0, 0.0], [1.0, np.nan], [[1.0, 2.0]]):
+        with pytest.raises(ValueError, match="singular values"):
+            spectrum_summary(bad)
+    with pytest.raises(ValueError, match="k = 4 is out of range"):
+        spectrum_summary([3.0, 2.0, 1.0], k=4)
+    with pytest.raises(ValueError, match="energy"):
+        spectrum_summary([3.0, 2.0, 1.0], k=1, energy=0.0)
+    with pytest.raises(ValueError, match="at least one LoRA rank"):
+        cheapest_rank([{"r": "full", "val_loss": 1.0}])
+    with pytest.raises(ValueError, match="tol"):
+        cheapest_rank([{"r": 1, "val_loss": 1.0}], tol=-0.1)
+
+
+def test_cheapest_rank_ignores_full_and_takes_the_smallest_rank_within_tol():
+    rows = [{"r": 1, "val_loss": 1.5}, {"r": 4, "val_loss": 1.305}, {"r": 16, "val_loss": 1.30},
+            {"r": 64, "val_loss": 1.40}, {"r": "full", "val_loss": 1.0}]
+    assert cheapest_rank(rows, 0.01) == 4
+    assert cheapest_rank(rows, 0.0) == 16
+    assert cheapest_rank(rows, 1.0) == 1
+
+
+def test_budget_task_keeps_validation_and_cuts_training():
+    code, cpu = corpus("code"), budget_task("code", "cpu")
+    assert budget_task("code", "gpu") is code
+    assert cpu.val == code.val and code.train.startswith(cpu.train)
+    assert 189_000 < len(cpu.train.encode("utf-8")) <= 190_000 and cpu.name == "code[:190000]"
+    with pytest.raises(ValueError, match="budget must be one of"):
+        budget_task("code", "tpu")
+
+
+def test_load_results_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="python -m lora_edu.sweep"):
+        load_results(tmp_path / "missing.json")
+    (tmp_path / "other.json").write_text(json.dumps({"format": "something else"}))
+    with pytest.raises(ValueError, match="not a lora_edu rank sweep"):
+        load_results(tmp_path / "other.json")
+
+
+def test_the_shipped_sweep_is_complete_and_consistent():
+    result = load_results()
+    assert not result["smoke"] and result["command"].startswith("python -m lora_edu.sweep --budget ")
+    assert result["hardware"] and result["torch"] and result["seconds"] > 0
+    assert set(result["regimes"]) == {"gentle", "long"}
+    gentle, long = result["regimes"]["gentle"], result["regimes"]["long"]
+    assert 1 <= gentle["epochs"] <= 2 < 5 <= long["epochs"]
+    for regime in (gentle, long):
+        rows = regime["rows"]
+        assert [row["r"] for row in rows] == [*RANKS, "full"]
+        assert [row["trainable"] for row in rows] == [16_384 * r for r in RANKS] + [3_290_624]
+        assert all(np.isfinite(row["val_loss"]) and row["sample"].startswith("def ") for row in rows)
+        assert cheapest_rank(rows) in RANKS
+        assert len(regime["spectra"]) == len(regime["similarity_r8_r64"]) == 16
+        for spectrum in regime["spectra"].values():
+            delta, random = np.array(spectrum["delta"]), np.array(spectrum["random"])
+            assert len(delta) == len(random) == min(spectrum["shape"]) == 256
+            assert np.sum(delta**2) == pytest.approx(np.sum(random**2), rel=1e-4)     # same norm
+            assert spectrum_summary(delta)[0] > spectrum_summary(random)[0]           # ΔW is not random
+        for grid in regime["similarity_r8_r64"].values():
+            grid = np.array(grid)
+            assert grid.shape == (8, 64) and ((0 <= grid) & (grid <= 1 + 1e-9)).all()
+    rules = {(s["rule"], s["r"]) for s in result["scaling"]}
+    assert rules == {(rule, r) for rule in ("alpha/r", "alpha/sqrt(r)") for r in RANKS}
+
+
+def test_sweep_slider_shows_the_stored_numbers():
+    result = load_results()
+    panel = widgets.sweep_slider(result, regime="long", r=8)
+    rows = {row["r"]: row for row in result["regimes"]["long"]["rows"]}
+    assert panel.values["trainable"] == 131_072 and panel.values["val_loss"] == rows[8]["val_loss"]
+    assert f"validation loss <b>{rows[8]['val_loss']:.3f}</b>" in panel.readout.value
+    first = panel.image.value
+    panel.controls["r"].value = 64
+    assert panel.values["val_loss"] == rows[64]["val_loss"] and panel.image.value != first
+    assert panel.values["minus_full"] == pytest.approx(rows[64]["val_loss"] - rows["full"]["val_loss"])
+    panel.controls["regime"].value = "gentle"
+    gentle = {row["r"]: row for row in result["regimes"]["gentle"]["rows"]}
+    assert panel.values["val_loss"] == gentle[64]["val_loss"] and panel.values["sample"] == gentle[64]["sample"]
+    with pytest.raises(ValueError, match="regime must be one of"):
+        widgets.sweep_slider(result, regime="short")
+    with pytest.raises(ValueError, match="swept ranks"):
+        widgets.sweep_slider(result, r=3)
+    with pytest.raises(TypeError, match="rank sweep dict"):
+        widgets.sweep_slider([1, 2])
+
+
+def test_the_sample_is_escaped_in_the_readout():
+    rows = [{"r": 1, "trainable": 10, "val_loss": 1.0, "sample": "def f(): return 1 < 2 & <b>"},
+            {"r": "full", "trainable": 100, "val_loss": 0.9, "sample": ""}]
+    result = {"hardware": "test", "regimes": {"gentle": {"steps": 1, "epochs": 0.1, "rows": rows}}}
+    panel = widgets.sweep_slider(result, regime="gentle", r=1)
+    assert "1 &lt; 2 &amp; &lt;b&gt;" in panel.readout.value
+
+
+def test_rank_tradeoff_draws_a_stored_and_a_live_sweep():
+    import matplotlib.pyplot as plt
+    rows = [{"r": r, "trainable": 16_384 * r, "val_loss": 1.5 - 0.01 * r} for r in (1, 4)]
+    rows.append({"r": "full", "trainable": 3_290_624, "val_loss": 1.4})
+    fig = plots.rank_tradeoff(rows, base=1.6, highlight=4, live=rows[:1])
+    labels = fig.axes[0].get_legend_handles_labels()[1]
+    assert "LoRA, live run" in labels and "r = 4" in labels and any("before" in s for s in labels)
+    plt.close(fig)
