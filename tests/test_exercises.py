@@ -406,3 +406,14 @@ def test_chance_overlap():
     assert "divides it by min(i, j)" in message(ch6.chance_overlap, lambda i, j, n: i * j / n)
     assert "which of i and j" in message(ch6.chance_overlap, lambda i, j, n: min(i, j) / n)
     assert "about 0.25" in message(ch6.chance_overlap, lambda i, j, n: 0.5)
+
+
+def test_the_correct_message_does_not_give_the_answer_away():
+    """Student editions keep the solved run's outputs, so the ✓ line a learner sees must not state the answer."""
+    for ex, answer in [(ch2.storage_count, 61_440), (ch2.break_even, 187), (ch3.param_count, 203_530),
+                       (ch4.adapter_size, 65_536), (ch4.budget_rank, 20), (ch5.adapter_params, 16_384)]:
+        verdict = ex.verdict(answer)
+        assert verdict.ok, verdict
+        assert f"{answer:,}" not in verdict.message and str(answer) not in verdict.message.split("—", 1)[1]
+    assert "3" not in ch1.zero_row_sums.verdict(3).message.split("—", 1)[1]
+    assert "max(i, j)" not in ch6.chance_overlap.verdict(lambda i, j, n: max(i, j) / n).message

@@ -60,7 +60,7 @@ answer = 2
 rank(AB) ≤ min(2, 3) = 2 by property 2. It cannot be smaller: B (3×5, rank 3) has independent rows, so
 x @ B = 0 only when x = 0. A combination of AB's rows that vanishes, c @ (A @ B) = (c @ A) @ B = 0, forces
 c @ A = 0 — the same dependences A already had. So AB has exactly as many independent rows as A: 2.""",
-    correct="rank(AB) = 2: the bound min(rank A, rank B) is reached, because B has full row rank.")
+    correct="the bound min(rank A, rank B) is reached here, because B has full row rank.")
 
 
 FLOAT_TRAP = " Floating-point arithmetic cannot see this one: use Fractions."
@@ -143,7 +143,7 @@ tolerance = Exercise(
     solution="""
 s = singular_values(X)      # about [4.5, 3.8, 3e-9, 2e-9, ...]: two signal directions, four of noise
 answer = 1e-6               # any value between s[2] and s[1] works; 1e-6 is far from both""",
-    correct="at your tolerance X has numerical rank 2 — the noise is ignored and the signal kept.",
+    correct="at your tolerance the noise is ignored and the signal kept.",
     data={"X": _X})
 
 
@@ -170,4 +170,4 @@ answer = 3
 'Every row sums to zero' says col₁ + col₂ + col₃ + col₄ = 0, a dependence, so the rank is at most 3.
 The rows (1, −1, 0, 0), (0, 1, −1, 0), (0, 0, 1, −1) sum to zero and are independent, so 3 is reached
 (fill the other 7 rows with zeros or any combination of these).""",
-    correct="at most 3, because the columns add up to zero — and 3 is reachable.")
+    correct="columns that add up to zero cost one dimension — and the bound is reachable.")

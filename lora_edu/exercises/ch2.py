@@ -30,7 +30,7 @@ storage_count = Exercise(
     solution="""
 answer = 16 * (768 + 3072)   # = 61,440 numbers instead of 768 · 3072 = 2,359,296 (2.6 %)
 This 768 × 3072 shape is a real one: GPT-2 small's MLP weight. Chapter 4 stores LoRA updates exactly like this.""",
-    correct="r·(m + n) = 16·(768 + 3072) = 61,440 numbers, 2.6 % of the full matrix.")
+    correct="M and N together hold r·(m + n) numbers, a small share of the full matrix.")
 
 
 _C = np.array([[2, 1, 3], [4, 2, 6], [1, 1, 1]])
@@ -160,4 +160,4 @@ break_even = Exercise(
     solution="""
 answer = 187   # 187 · 800 = 149,600 < 150,000, but 188 · 800 = 150,400 > 150,000
 In general the break-even rank is m·n / (m + n): half the smaller side when the matrix is square.""",
-    correct="r = 187 is the last rank at which M and N store fewer numbers than the 300 × 500 matrix.")
+    correct="that is the last rank at which M and N store fewer numbers than the matrix itself.")

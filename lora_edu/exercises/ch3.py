@@ -32,7 +32,7 @@ layer_shapes = Exercise(
 answer = ((768, 3072), (3072, 768))
 In Y = XW + b each row of X is one input vector (768 numbers), so W needs 768 rows and one column per neuron.
 nn.Linear(768, 3072).weight is Wᵀ: (out_features, in_features) = (3072, 768).""",
-    correct="W is (768, 3072) in the course's layout and nn.Linear.weight is its transpose (3072, 768).")
+    correct="the course's W is (in, out), and nn.Linear.weight is its transpose, (out, in).")
 
 
 def _params(answer):
@@ -53,7 +53,7 @@ param_count = Exercise(
            "Two layers: 784 → 256 and 256 → 10. Add them up."],
     solution="""
 answer = 784 * 256 + 256 + 256 * 10 + 10     # = 203,530""",
-    correct="784·256 + 256 + 256·10 + 10 = 203,530 parameters.")
+    correct="the weights and the biases of both layers, counted.")
 
 
 _FORWARD_CASES = [(4, 3, 6, 1, 0), (1, 5, 2, 3, 1), (7, 2, 8, 4, 2)]

@@ -25,7 +25,7 @@ adapter_size = Exercise(
     hints=["M has shape (4096, 8) and N has shape (8, 4096).", "8·4096 + 8·4096."],
     solution="""
 answer = 8 * (4096 + 4096)     # = 65,536 trainable numbers instead of 16,777,216 (0.4 %)""",
-    correct="r·(in + out) = 8·8192 = 65,536 trainable numbers, 0.4 % of the 4096 × 4096 matrix.")
+    correct="M and N together train r·(in + out) numbers, well under 1 % of the full matrix.")
 
 
 _CASES = [(5, 6, 4, 2, 0.5, 0), (3, 8, 8, 1, 2.0, 1), (7, 4, 9, 3, 1.0, 2)]
@@ -109,4 +109,4 @@ budget_rank = Exercise(
 answer = next(r for r in range(1, 4097)
               if lora_param_count("llama-2-7b", r, ["q_proj", "v_proj"]).trainable >= 10_000_000)
 # = 20: 19 · 524,288 = 9,961,472 falls just short; 20 · 524,288 = 10,485,760""",
-    correct="r = 20 is the smallest rank that trains at least 10 million parameters on q_proj and v_proj.")
+    correct="that is the smallest rank that trains at least 10 million parameters on q_proj and v_proj.")

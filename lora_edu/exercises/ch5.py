@@ -35,7 +35,7 @@ adapter_params = Exercise(
     solution="""
 answer = 4 * 4 * (256 + 768)     # 4 layers × r · (in + out) = 16,384
 # check: apply_lora(load_pretrained(), ["c_attn"], r=4); count_parameters(...).trainable""",
-    correct="4 layers × 4 · (256 + 768) = 16,384 trainable numbers.")
+    correct="M and N of one c_attn per block, in all four blocks.")
 
 
 @functools.lru_cache(maxsize=1)

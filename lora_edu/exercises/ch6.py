@@ -48,7 +48,7 @@ directions_for = Exercise(
 def directions_for(s, share):
     held = np.cumsum(np.square(s)) / np.sum(np.square(s))   # share held by the top 1, 2, … directions
     return int(np.argmax(held >= share - 1e-12)) + 1          # the first k that reaches it""",
-    correct="the fewest directions that hold the share — chapter 2's effective rank, read off a spectrum.")
+    correct="the fewest directions that hold the share — the effective rank, read off a spectrum.")
 
 
 _SWEEPS = [
@@ -120,4 +120,4 @@ def chance_overlap(i, j, n):
 # a simulation agrees:
 # rng = np.random.default_rng(0)
 # np.mean([subspace_similarity(rng.standard_normal((n, i)), rng.standard_normal((n, j)), i, j) for _ in range(200)])""",
-    correct="random subspaces overlap by max(i, j)/n: the level a real similarity must beat to mean anything.")
+    correct="that is how much random subspaces overlap: the level a real similarity must beat to mean anything.")
