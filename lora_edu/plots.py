@@ -98,7 +98,8 @@ def rank_tradeoff(rows, ax=None, title="Validation loss against trainable parame
     """A rank sweep's validation loss against trainable parameters (log axis), each LoRA point marked with its r.
 
     rows (and `live`, an optional second sweep drawn on top) are [{"r": rank or "full", "trainable", "val_loss"}];
-    full fine-tuning is a dashed line, `base` (the loss before fine-tuning) a dotted one, `highlight` a ringed rank.
+    full fine-tuning is a star and a dotted line, `base` (the loss before fine-tuning) a dashed one, `highlight`
+    a ringed rank.
     """
     fig, ax = _axes(ax, (6.5, 3.6))
     for sweep, color, marker, name in ((rows, BLUE, "o-", label), (live or [], ORANGE, "s--", "live run")):

@@ -14,7 +14,7 @@ import numpy as np
 from ._checks import as_matrix, check_int, check_real
 
 __all__ = ["singular_values", "default_tol", "matrix_rank", "is_full_rank", "effective_rank", "energy_share",
-           "rank_by_elimination", "Step", "random_low_rank"]
+           "spectrum_summary", "rank_by_elimination", "Step", "random_low_rank"]
 
 
 def singular_values(A) -> np.ndarray:
@@ -48,24 +48,39 @@ def is_full_rank(A, tol=None) -> bool:
     return matrix_rank(A, tol) == min(A.shape)
 
 
+def _held(s2: np.ndarray) -> np.ndarray:
+    """Share of Σσ² held by the top 1, 2, … singular values, from σ² (n,) sorted largest first, not all zero."""
+    return np.cumsum(s2) / s2.sum()
+
+
+def _directions(held: np.ndarray, energy: float) -> int:
+    """Fewest top directions whose held share reaches `energy` (the last share is 1 up to rounding)."""
+    return int(min(np.searchsorted(held, energy * (1 - 1e-12)) + 1, len(held)))
+
+
 def effective_rank(A, energy: float = 0.9) -> int:
     """Smallest r whose top r singular values hold `energy` of ‖A‖²_F = Σσ²; 0 for the zero matrix."""
     energy = check_real(energy, "energy", lo=0.0, hi=1.0, lo_open=True)
     s2 = singular_values(A) ** 2
-    total = s2.sum()
-    if total == 0:
-        return 0
-    share = np.cumsum(s2) / total
-    # the last entry is 1 up to rounding; never report more than min(m, n)
-    return int(min(np.searchsorted(share, energy * (1 - 1e-12)) + 1, len(s2)))
+    return _directions(_held(s2), energy) if s2.sum() > 0 else 0
 
 
 def energy_share(A, k: int) -> float:
     """Share of ‖A‖²_F = Σσ² held by the top k singular values of A (m, n): 1.0 at k = min(m, n)."""
     s2 = singular_values(A) ** 2
     k = check_int(k, "k", 1, len(s2), where=f" for a matrix with {len(s2)} singular values")
-    total = s2.sum()
-    return float(s2[:k].sum() / total) if total > 0 else 0.0
+    return float(_held(s2)[k - 1]) if s2.sum() > 0 else 0.0
+
+
+def spectrum_summary(s, k: int = 8, energy: float = 0.9) -> tuple[float, int]:
+    """(energy_share, effective_rank) read off singular values s (n,) instead of a matrix: (top-k share, count)."""
+    s2 = np.sort(np.square(np.asarray(s, dtype=float)))[::-1]
+    if s2.ndim != 1 or s2.size == 0 or not np.isfinite(s2).all() or s2.sum() == 0:
+        raise ValueError(f"s must be a non-empty 1-D array of finite singular values, not all zero; got {s!r:.80}")
+    k = check_int(k, "k", 1, s2.size, where=f" for {s2.size} singular values")
+    energy = check_real(energy, "energy", lo=0.0, hi=1.0, lo_open=True)
+    held = _held(s2)
+    return float(held[k - 1]), _directions(held, energy)
 
 
 @dataclass(frozen=True)

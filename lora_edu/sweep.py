@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from . import __version__
-from ._checks import check_int, check_real
+from ._checks import check_real
 from ._io import write_atomic
 from .data import Corpus, corpus
 from .gpt import pick_device
@@ -71,17 +71,6 @@ def cheapest_rank(rows, tol: float = 0.01) -> int:
                          f"got {rows!r:.80}")
     best = min(row["val_loss"] for row in lora)
     return min(row["r"] for row in lora if row["val_loss"] <= best + tol)
-
-
-def spectrum_summary(s, k: int = 8, energy: float = 0.9) -> tuple[float, int]:
-    """(share of Σσ² in the top k, fewest directions holding `energy` of it) for singular values s (n,)."""
-    s2 = np.sort(np.square(np.asarray(s, dtype=float)))[::-1]
-    if s2.ndim != 1 or s2.size == 0 or not np.isfinite(s2).all() or s2.sum() == 0:
-        raise ValueError(f"s must be a non-empty 1-D array of finite singular values, not all zero; got {s!r:.80}")
-    k = check_int(k, "k", 1, s2.size, where=f" for {s2.size} singular values")
-    energy = check_real(energy, "energy", lo=0.0, hi=1.0, lo_open=True)
-    share = np.cumsum(s2) / s2.sum()
-    return float(share[k - 1]), int(min(np.searchsorted(share, energy * (1 - 1e-12)) + 1, s2.size))
 
 
 def budget_task(task: str = "code", budget: str = "gpu") -> Corpus:

@@ -197,7 +197,7 @@ def sweep_slider(result: dict, regime: str = "long", r=8) -> Panel:
         values = {"regime": regime, "r": r, "trainable": row["trainable"], "share": row["trainable"] / full["trainable"],
                   "val_loss": row["val_loss"], "minus_full": row["val_loss"] - full["val_loss"],
                   "sample": row.get("sample")}
-        text = (f"<b>{regime}</b> ({reg['steps']} steps, {reg['epochs']:.1f} epochs), r = <b>{r}</b>: "
+        text = (f"<b>{regime}</b> ({reg['steps']} steps, {reg['epochs']:.1f} passes through the text), r = <b>{r}</b>: "
                 f"<b>{row['trainable']:,}</b> trainable = {values['share']:.1%} of the model; validation loss "
                 f"<b>{row['val_loss']:.3f}</b> nats/byte ({values['minus_full']:+.3f} against full fine-tuning)")
         if values["sample"] is not None:

@@ -13,8 +13,8 @@ from hypothesis import strategies as st  # noqa: E402
 
 from lora_edu import plots, widgets  # noqa: E402
 from lora_edu.data import corpus  # noqa: E402
-from lora_edu.rank import effective_rank, energy_share  # noqa: E402
-from lora_edu.sweep import RANKS, budget_task, cheapest_rank, load_results, spectrum_summary  # noqa: E402
+from lora_edu.rank import effective_rank, energy_share, spectrum_summary  # noqa: E402
+from lora_edu.sweep import RANKS, budget_task, cheapest_rank, load_results  # noqa: E402
 
 
 @settings(max_examples=40, deadline=None)

@@ -5,7 +5,7 @@ import numpy as np
 
 from ..lora import subspace_similarity
 from ..sweep import cheapest_rank as _cheapest
-from ..sweep import spectrum_summary
+from ..rank import spectrum_summary
 from . import Exercise, Wrong, as_int, as_number, call, describe
 
 __all__ = ["directions_for", "cheapest_rank", "chance_overlap"]
