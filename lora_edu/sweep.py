@@ -5,7 +5,8 @@ the shipped GPT with LoRA at every rank of RANKS and fully, all from the same ba
 and learning-rate rule; it stores the validation losses, trainable counts, times and a sample per run, the
 singular values of the full fine-tune's ΔW for all sixteen matrices beside a random matrix of the same shape and
 norm, and the LoRA paper's subspace similarity between the r=8 and r=64 adapters. A short α/r versus α/√r
-(rsLoRA) sweep follows. The default budget is GPU work (minutes on one GPU). `--budget cpu` keeps the epochs of
+(rsLoRA) sweep follows, then the gentle regime again with two more seeds (the noise between runs) and with
+learning rates a third and ten thirds of the sweep's (is one rate fair to every rank?). The default budget is GPU work (minutes on one GPU). `--budget cpu` keeps the epochs of
 both regimes but shrinks the rest to fit a laptop: the first 190,000 bytes of the task's training text, batches of
 16 × 128 bytes. `--smoke` runs the same code on a tiny budget anywhere. `load_results()` reads the stored file.
 """
@@ -27,13 +28,15 @@ from .gpt import pick_device
 from .lora import similarity_grid
 from .pretrain import hardware
 from .rank import singular_values
-from .train import rank_sweep
+from .train import TrainingDiverged, rank_sweep
 
 RANKS = (1, 2, 4, 8, 16, 32, 64)
 REGIMES = {"gentle": 120, "long": 800}  # steps; the batches fix the epochs
 BUDGETS = {"gpu": {"batch_size": 64, "block_size": 256, "train_bytes": None},
            "cpu": {"batch_size": 16, "block_size": 128, "train_bytes": 190_000},
            "smoke": {"batch_size": 2, "block_size": 32, "train_bytes": 20_000}}
+SEEDS = (1, 2)             # the gentle regime again with these seeds (the sweep itself is seed 0)
+LR_FACTORS = (1 / 3, 10 / 3)  # and with the LoRA and full learning rates times these (1e-3, 1e-2 for 3e-3)
 DEFAULT_OUT = Path(__file__).parent / "results" / "rank_sweep.json"
 
 
@@ -47,6 +50,22 @@ def _spectra(deltas: dict, seed: int = 0) -> dict:
         out[name] = {"shape": list(d.shape), "delta": singular_values(d).round(8).tolist(),
                      "random": singular_values(noise).round(8).tolist()}
     return out
+
+
+def _losses(task, ranks, lr, full_lr, seed=0, **kw) -> list:
+    """[{r, lr, val_loss}] of one rank_sweep, run by run, so that a diverged run is kept as val_loss None."""
+    rows = []
+    for r, rate in [(r, lr) for r in ranks] + [("full", full_lr)]:
+        try:
+            out = rank_sweep(task, [] if r == "full" else [r], full_lr=rate if r == "full" else None, lr=lr,
+                             seed=seed, prompt=None, **kw)
+            loss = out["rows"][0]["val_loss"]
+        except TrainingDiverged as err:
+            print(f"  r={r}, lr={rate:g}: {err}")
+            loss = None
+        rows.append({"r": r, "lr": round(rate, 8), "val_loss": loss})
+        print(f"  r={r!s:>4}, lr {rate:.2g}, seed {seed}: val {loss if loss is None else round(loss, 4)}")
+    return rows
 
 
 def load_results(path=None) -> dict:
@@ -126,6 +145,13 @@ def main(argv=None) -> Path:
         for row in out["rows"]:
             scaling.append({"rule": "alpha/sqrt(r)" if rs else "alpha/r", "r": row["r"], "val_loss": row["val_loss"]})
     result["scaling"] = scaling
+    gentle = dict(task=task, ranks=ranks, steps=regimes["gentle"], batch_size=batch, block_size=block, device=device)
+    print("the gentle regime with seeds", SEEDS)
+    result["seeds"] = [dict(seed=seed, **row) for seed in SEEDS
+                       for row in _losses(lr=args.lr, full_lr=args.full_lr, seed=seed, **gentle)]
+    print("the gentle regime with learning rates times", [round(f, 3) for f in LR_FACTORS])
+    result["learning_rates"] = [row for f in LR_FACTORS for row in _losses(lr=f * args.lr, full_lr=f * args.full_lr,
+                                                                            **gentle)]
     result.update({"hardware": hardware(device), "torch": torch.__version__, "lora_edu": __version__,
                    "seconds": round(time.time() - t0), "smoke": args.smoke,
                    "command": "python -m lora_edu.sweep" + (" --smoke" if args.smoke else f" --budget {budget}")})

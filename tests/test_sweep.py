@@ -131,3 +131,18 @@ def test_rank_tradeoff_draws_a_stored_and_a_live_sweep():
     labels = fig.axes[0].get_legend_handles_labels()[1]
     assert "LoRA, live run" in labels and "r = 4" in labels and any("before" in s for s in labels)
     plt.close(fig)
+
+
+def test_a_diverged_run_is_kept_as_none_and_the_others_go_on(monkeypatch):
+    import lora_edu.sweep as sweep
+    from lora_edu.train import TrainingDiverged
+
+    def fake_sweep(task, ranks, steps, lr, full_lr, seed, prompt, **kw):
+        if ranks == [64]:
+            raise TrainingDiverged("the training loss became nan at step 2")
+        assert (full_lr is None) == bool(ranks)                   # one run per call: a rank, or full
+        return {"rows": [{"r": ranks[0] if ranks else "full", "val_loss": (lr if ranks else full_lr) + seed}]}
+    monkeypatch.setattr(sweep, "rank_sweep", fake_sweep)
+    rows = sweep._losses("task", (8, 64), lr=1e-2, full_lr=1e-3, seed=1, steps=2)
+    assert rows == [{"r": 8, "lr": 1e-2, "val_loss": 1.01}, {"r": 64, "lr": 1e-2, "val_loss": None},
+                    {"r": "full", "lr": 1e-3, "val_loss": 1.001}]

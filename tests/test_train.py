@@ -195,3 +195,8 @@ def test_sweep_script_smoke_run(tmp_path):
         grid = np.array(regime["similarity_r8_r64"]["transformer.h.1.mlp.c_fc"])
         assert grid.shape == (8, 64) and ((0 <= grid) & (grid <= 1)).all()
     assert {s["rule"] for s in result["scaling"]} == {"alpha/r", "alpha/sqrt(r)"}
+    from lora_edu.sweep import LR_FACTORS, SEEDS
+    assert [(row["seed"], row["r"]) for row in result["seeds"]] == [(s, r) for s in SEEDS for r in (8, 64, "full")]
+    assert [row["lr"] for row in result["learning_rates"]] == pytest.approx(
+        [f * lr for f in LR_FACTORS for lr in (3e-3, 3e-3, 3e-4)])
+    assert all(np.isfinite(row["val_loss"]) for row in result["seeds"] + result["learning_rates"])
