@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import platform
 import time
 from pathlib import Path
 
@@ -24,11 +25,11 @@ from . import __version__
 from ._checks import check_real
 from ._io import write_atomic
 from .data import Corpus, corpus
-from .gpt import pick_device
+from .gpt import load_pretrained, pick_device
 from .lora import similarity_grid
 from .pretrain import hardware
 from .rank import singular_values
-from .train import TrainingDiverged, rank_sweep
+from .train import TrainingDiverged, evaluate, rank_sweep
 
 RANKS = (1, 2, 4, 8, 16, 32, 64)
 REGIMES = {"gentle": 120, "long": 800}  # steps; the batches fix the epochs
@@ -123,7 +124,9 @@ def main(argv=None) -> Path:
     t0 = time.time()
     result = {"format": "lora_edu.rank_sweep/1", "task": task.name, "budget": budget, "ranks": list(ranks),
               "batch_size": batch, "block_size": block, "train_bytes": len(task.train.encode("utf-8")),
-              "lr": args.lr, "full_lr": args.full_lr, "alpha_rule": "alpha = r (scaling 1)", "regimes": {}}
+              "lr": args.lr, "full_lr": args.full_lr, "alpha_rule": "alpha = r (scaling 1)",
+              "python": platform.python_version(),     # the code task is this Python's standard library
+              "base_loss": evaluate(load_pretrained(), task.val, block), "regimes": {}}
     for name, steps in regimes.items():
         print(f"regime {name!r}: {steps} steps of {batch} × {block} bytes of {task.name} on {device}")
         out = rank_sweep(task, ranks, steps, lr=args.lr, full_lr=args.full_lr, batch_size=batch,

@@ -1,8 +1,8 @@
 """The training loop: it learns, keeps the base frozen, is reproducible, and stops cleanly on NaN."""
 import math
+import platform
 
 import numpy as np
-
 import pytest
 import torch
 
@@ -187,6 +187,7 @@ def test_sweep_script_smoke_run(tmp_path):
     path = sweep(["--smoke", "--out", str(tmp_path / "sweep.json")])
     result = json.loads(path.read_text())
     assert result["format"] == "lora_edu.rank_sweep/1" and result["smoke"] is True
+    assert result["python"] == platform.python_version() and 0 < result["base_loss"] < 8
     for regime in result["regimes"].values():
         assert [r["r"] for r in regime["rows"]] == [8, 64, "full"]
         spectrum = regime["spectra"]["transformer.h.0.attn.c_attn"]
