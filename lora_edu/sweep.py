@@ -5,10 +5,11 @@ the shipped GPT with LoRA at every rank of RANKS and fully, all from the same ba
 and learning-rate rule; it stores the validation losses, trainable counts, times and a sample per run, the
 singular values of the full fine-tune's ΔW for all sixteen matrices beside a random matrix of the same shape and
 norm, and the LoRA paper's subspace similarity between the r=8 and r=64 adapters. A short α/r versus α/√r
-(rsLoRA) sweep follows, then the gentle regime again with two more seeds (the noise between runs) and with
-learning rates a third and ten thirds of the sweep's (is one rate fair to every rank?). The default budget is GPU work (minutes on one GPU). `--budget cpu` keeps the epochs of
-both regimes but shrinks the rest to fit a laptop: the first 190,000 bytes of the task's training text, batches of
-16 × 128 bytes. `--smoke` runs the same code on a tiny budget anywhere. `load_results()` reads the stored file.
+(rsLoRA) sweep follows (α = 8 for both, and α = 1 for α/√r), then the gentle regime again with two more seeds
+(the noise between runs) and with learning rates a third and ten thirds of the sweep's (is one rate fair to every
+rank?). The default budget is GPU work (minutes on one GPU). `--budget cpu` keeps the epochs of both regimes but
+shrinks the rest to fit a laptop: the first 190,000 bytes of the task's training text, batches of 16 × 128 bytes.
+`--smoke` runs the same code on a tiny budget anywhere. `load_results()` reads the stored file.
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ REGIMES = {"gentle": 120, "long": 800}  # steps; the batches fix the epochs
 BUDGETS = {"gpu": {"batch_size": 64, "block_size": 256, "train_bytes": None},
            "cpu": {"batch_size": 16, "block_size": 128, "train_bytes": 190_000},
            "smoke": {"batch_size": 2, "block_size": 32, "train_bytes": 20_000}}
+SCALINGS = ((8, False), (8, True), (1, True))   # (α, rsLoRA): α/r and α/√r at α = 8, α/√r at α = 1
 SEEDS = (1, 2)             # the gentle regime again with these seeds (the sweep itself is seed 0)
 LR_FACTORS = (1 / 3, 10 / 3)  # and with the LoRA and full learning rates times these (1e-3, 1e-2 for 3e-3)
 DEFAULT_OUT = Path(__file__).parent / "results" / "rank_sweep.json"
@@ -140,13 +142,14 @@ def main(argv=None) -> Path:
         epochs = steps * batch * block / result["train_bytes"]
         result["regimes"][name] = {"steps": steps, "epochs": round(epochs, 3), "rows": out["rows"],
                                    "spectra": _spectra(out["deltas"]), "similarity_r8_r64": grids}
-    print("alpha/r versus alpha/sqrt(r) (rsLoRA), gentle regime, alpha = 8")
+    print("alpha/r versus alpha/sqrt(r) (rsLoRA), gentle regime")
     scaling = []
-    for rs in (False, True):
+    for alpha, rs in SCALINGS:
         out = rank_sweep(task, ranks, regimes["gentle"], lr=args.lr, full_lr=None, batch_size=batch,
-                         block_size=block, device=device, alpha=8, rslora=rs, prompt=None)
+                         block_size=block, device=device, alpha=alpha, rslora=rs, prompt=None)
         for row in out["rows"]:
-            scaling.append({"rule": "alpha/sqrt(r)" if rs else "alpha/r", "r": row["r"], "val_loss": row["val_loss"]})
+            scaling.append({"rule": "alpha/sqrt(r)" if rs else "alpha/r", "alpha": alpha, "r": row["r"],
+                            "val_loss": row["val_loss"]})
     result["scaling"] = scaling
     gentle = dict(task=task, ranks=ranks, steps=regimes["gentle"], batch_size=batch, block_size=block, device=device)
     print("the gentle regime with seeds", SEEDS)

@@ -14,7 +14,7 @@ from hypothesis import strategies as st  # noqa: E402
 from lora_edu import plots, widgets  # noqa: E402
 from lora_edu.data import corpus  # noqa: E402
 from lora_edu.rank import effective_rank, energy_share, spectrum_summary  # noqa: E402
-from lora_edu.sweep import RANKS, budget_task, cheapest_rank, load_results  # noqa: E402
+from lora_edu.sweep import LR_FACTORS, RANKS, SCALINGS, SEEDS, budget_task, cheapest_rank, load_results  # noqa: E402
 
 
 @settings(max_examples=40, deadline=None)
@@ -90,8 +90,26 @@ def test_the_shipped_sweep_is_complete_and_consistent():
         for grid in regime["similarity_r8_r64"].values():
             grid = np.array(grid)
             assert grid.shape == (8, 64) and ((0 <= grid) & (grid <= 1 + 1e-9)).all()
-    rules = {(s["rule"], s["r"]) for s in result["scaling"]}
-    assert rules == {(rule, r) for rule in ("alpha/r", "alpha/sqrt(r)") for r in RANKS}
+    rules = [(s["rule"], s["alpha"], s["r"]) for s in result["scaling"]]
+    assert rules == [("alpha/sqrt(r)" if rs else "alpha/r", alpha, r) for alpha, rs in SCALINGS for r in RANKS]
+    assert [(row["seed"], row["r"]) for row in result["seeds"]] == [(s, r) for s in SEEDS for r in [*RANKS, "full"]]
+    assert [(row["r"], row["lr"]) for row in result["learning_rates"]] == [
+        (r, pytest.approx(f * (result["full_lr"] if r == "full" else result["lr"]))) for f in LR_FACTORS
+        for r in [*RANKS, "full"]]
+    assert all(np.isfinite(row["val_loss"]) for row in result["seeds"])
+    assert result["python"].count(".") == 2 and 1 < result["base_loss"] < 3
+    assert max(row["val_loss"] for row in gentle["rows"]) < result["base_loss"]      # every gentle run learned
+
+
+def test_the_shipped_sweep_repeats_where_it_should():
+    """Runs that the sweep's sections share are the same run: a check that they were made alike."""
+    result = load_results()
+    gentle = {row["r"]: row["val_loss"] for row in result["regimes"]["gentle"]["rows"]}
+    scaling = {(row["rule"], row["alpha"], row["r"]): row["val_loss"] for row in result["scaling"]}
+    assert scaling["alpha/r", 8, 8] == pytest.approx(gentle[8], abs=1e-3)              # α/r = 1 at r = 8
+    assert scaling["alpha/sqrt(r)", 8, 64] == pytest.approx(gentle[64], abs=1e-3)      # α/√r = 1 at r = 64
+    assert scaling["alpha/sqrt(r)", 1, 1] == pytest.approx(gentle[1], abs=1e-3)        # α/√r = 1 at α = r = 1
+    assert scaling["alpha/r", 8, 1] == pytest.approx(scaling["alpha/sqrt(r)", 8, 1], abs=1e-3)
 
 
 def test_sweep_slider_shows_the_stored_numbers():

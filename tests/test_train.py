@@ -195,7 +195,7 @@ def test_sweep_script_smoke_run(tmp_path):
         assert np.isclose(np.sum(np.square(spectrum["delta"])), np.sum(np.square(spectrum["random"])), rtol=1e-4)
         grid = np.array(regime["similarity_r8_r64"]["transformer.h.1.mlp.c_fc"])
         assert grid.shape == (8, 64) and ((0 <= grid) & (grid <= 1)).all()
-    assert {s["rule"] for s in result["scaling"]} == {"alpha/r", "alpha/sqrt(r)"}
+    assert {(s["rule"], s["alpha"]) for s in result["scaling"]} == {("alpha/r", 8), ("alpha/sqrt(r)", 8), ("alpha/sqrt(r)", 1)}
     from lora_edu.sweep import LR_FACTORS, SEEDS
     assert [(row["seed"], row["r"]) for row in result["seeds"]] == [(s, r) for s in SEEDS for r in (8, 64, "full")]
     assert [row["lr"] for row in result["learning_rates"]] == pytest.approx(
