@@ -56,9 +56,9 @@ def _spectra(deltas: dict, seed: int = 0) -> dict:
 
 
 def _losses(task, ranks, lr, full_lr, seed=0, **kw) -> list:
-    """[{r, lr, val_loss}] of one rank_sweep, run by run, so that a diverged run is kept as val_loss None."""
+    """[{r, lr, val_loss}], one rank_sweep run at a time (full too unless full_lr is None); diverged: val_loss None."""
     rows = []
-    for r, rate in [(r, lr) for r in ranks] + [("full", full_lr)]:
+    for r, rate in [(r, lr) for r in ranks] + ([("full", full_lr)] if full_lr is not None else []):
         try:
             out = rank_sweep(task, [] if r == "full" else [r], full_lr=rate if r == "full" else None, lr=lr,
                              seed=seed, prompt=None, **kw)
@@ -142,16 +142,12 @@ def main(argv=None) -> Path:
         epochs = steps * batch * block / result["train_bytes"]
         result["regimes"][name] = {"steps": steps, "epochs": round(epochs, 3), "rows": out["rows"],
                                    "spectra": _spectra(out["deltas"]), "similarity_r8_r64": grids}
-    print("alpha/r versus alpha/sqrt(r) (rsLoRA), gentle regime")
-    scaling = []
-    for alpha, rs in SCALINGS:
-        out = rank_sweep(task, ranks, regimes["gentle"], lr=args.lr, full_lr=None, batch_size=batch,
-                         block_size=block, device=device, alpha=alpha, rslora=rs, prompt=None)
-        for row in out["rows"]:
-            scaling.append({"rule": "alpha/sqrt(r)" if rs else "alpha/r", "alpha": alpha, "r": row["r"],
-                            "val_loss": row["val_loss"]})
-    result["scaling"] = scaling
     gentle = dict(task=task, ranks=ranks, steps=regimes["gentle"], batch_size=batch, block_size=block, device=device)
+    print("alpha/r versus alpha/sqrt(r) (rsLoRA), gentle regime")
+    result["scaling"] = [{"rule": "alpha/sqrt(r)" if rs else "alpha/r", "alpha": alpha, "r": row["r"],
+                          "val_loss": row["val_loss"]}
+                         for alpha, rs in SCALINGS
+                         for row in _losses(lr=args.lr, full_lr=None, alpha=alpha, rslora=rs, **gentle)]
     print("the gentle regime with seeds", SEEDS)
     result["seeds"] = [dict(seed=seed, **row) for seed in SEEDS
                        for row in _losses(lr=args.lr, full_lr=args.full_lr, seed=seed, **gentle)]
