@@ -48,7 +48,7 @@ def cmd_finetune(args) -> int:
     after = evaluate(model, data.val, args.block_size)          # the adapter was saved at the last evaluation
     size = sum(f.stat().st_size for f in Path(args.out).iterdir())
     f = hist.final
-    print(f"validation loss after:  {after:.4f} nats/byte ({after - before:+.4f}); {f['tokens_per_s']:,.0f} tokens/s, "
+    print(f"validation loss after:  {after:.4f} nats/byte ({after - before:+.4f}); {hist.tokens_per_s:,.0f} tokens/s, "
           f"{f['wall_time']:.1f} s")
     print(f"wrote the adapter to {args.out} ({size / 1e3:.0f} kB)")
     print("sample:\n" + model.generate(args.prompt, args.tokens, temperature=args.temperature, seed=args.seed))

@@ -28,8 +28,9 @@ class TrainingDiverged(FloatingPointError):
 @dataclass
 class History:
     """What a run measured: one row per evaluation, plus the loss of every step."""
-    rows: list = field(default_factory=list)          # dicts: step, train_loss, val_loss, tokens_per_s,
-    step_loss: list = field(default_factory=list)     #        peak_memory, wall_time
+    rows: list = field(default_factory=list)          # dicts: step, train_loss, val_loss, tokens (so far),
+    step_loss: list = field(default_factory=list)     # tokens_per_s (since the last row), peak_memory, wall_time
+                                                      # (seconds of training so far, evaluations excluded)
     device: str = "cpu"
     trainable: int = 0
     state_bytes: int = 0     # parameters + their gradients + AdamW's two moments, in bytes
@@ -47,12 +48,17 @@ class History:
         """The last row: the numbers at the end of training."""
         return self.rows[-1]
 
+    @property
+    def tokens_per_s(self) -> float:
+        """Training speed over the whole run: tokens trained / wall_time (evaluations excluded)."""
+        return self.final["tokens"] / self.final["wall_time"]
+
     def __repr__(self):
         if not self.rows:
             return "History(empty)"
         f = self.final
         return (f"History({f['step']} steps on {self.device}: train {f['train_loss']:.3f}, val {f['val_loss']:.3f} "
-                f"nats/byte, {f['tokens_per_s']:,.0f} tokens/s, {f['wall_time']:.1f} s)")
+                f"nats/byte, {self.tokens_per_s:,.0f} tokens/s, {f['wall_time']:.1f} s)")
 
 
 def _autocast(device: torch.device):
@@ -196,7 +202,8 @@ def finetune(model: nn.Module, train, val, steps: int, lr: float = 1e-3, batch_s
                 speed = window_tokens / (now - window_start)
                 val_loss = evaluate(model, val_tokens, block_size, eval_windows, batch_size)
                 hist.rows.append(dict(step=step + 1, train_loss=window_loss / window_steps, val_loss=val_loss,
-                                      tokens_per_s=speed, wall_time=now - start - eval_time,
+                                      tokens=(step + 1) * batch_size * block_size, tokens_per_s=speed,
+                                      wall_time=now - start - eval_time,
                                       peak_memory=torch.cuda.max_memory_allocated(device)
                                       if device.type == "cuda" else None))
                 if bar is not None:

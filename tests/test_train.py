@@ -29,6 +29,10 @@ def test_full_training_learns_a_pattern():
     assert hist.final["val_loss"] < before - 1.0 and hist.start_val_loss == pytest.approx(before)
     assert hist.trainable == m.num_params() and hist.state_bytes == 16 * m.num_params()
     assert all(r["tokens_per_s"] > 0 and r["peak_memory"] is None for r in hist.rows)
+    per_step = KW["batch_size"] * KW["block_size"]
+    assert hist.column("tokens") == [20 * per_step, 40 * per_step, 60 * per_step]
+    assert hist.tokens_per_s == pytest.approx(60 * per_step / hist.final["wall_time"])    # the whole run's speed
+    assert f"{hist.tokens_per_s:,.0f} tokens/s" in repr(hist)
     assert hist.column("val_loss")[-1] == hist.final["val_loss"] and "steps on cpu" in repr(hist)
     with pytest.raises(KeyError, match="columns are"):
         hist.column("accuracy")

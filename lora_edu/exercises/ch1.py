@@ -34,7 +34,7 @@ answer = np.array([[1, 0, 1, 0],
                    [1, 1, 1, 1],     # row 1 + row 2
                    [2, 3, 2, 3]])    # 2·row 1 + 3·row 2
 Two independent rows, and every other row is a combination of them: rank 2.
-Any product of a 4×2 and a 2×4 matrix of rank 2 works too: np.outer-style `M @ N`.""",
+A product `M @ N` of a 4×2 and a 2×4 matrix, each of rank 2, works too (chapter 2's thin factors).""",
     correct="your 4×4 matrix has rank 2.")
 
 

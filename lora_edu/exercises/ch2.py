@@ -52,7 +52,8 @@ def _factor_it(answer):
 
 factor_it = Exercise(
     "2.2", "factor C into M (3×2) and N (2×3)", _factor_it,
-    hints=["Row 2 of C is twice row 1, so C has rank 2. Its columns: which two are independent?",
+    hints=["Row 2 of C is twice row 1, so C has rank at most 2 (exactly 2: rows 1 and 3 are independent). "
+           "Its columns: which two are independent?",
            "Take M = the first two columns of C. Then write column 3 as a combination of them.",
            "Column 3 = 2·column 1 − column 2 (check: 2·(2, 4, 1) − (1, 2, 1) = (3, 6, 1))."],
     solution="""

@@ -107,7 +107,9 @@ next_byte = Exercise(
 def next_byte(model, text):
     with torch.no_grad():
         logits = model(encode(text)[None])          # (1, T, 256)
-    return chr(logits[0, -1].argmax().item())""",
+    return chr(logits[0, -1].argmax().item())     # one byte as a character: exact for ASCII (bytes < 128)
+# A byte of 128 or more is one piece of a multi-byte UTF-8 character: model.generate keeps bytes, not characters,
+# and decodes them at the end.""",
     correct="the next byte is the argmax of the logits at the last position.")
 
 
@@ -180,6 +182,7 @@ def greedy(model, prompt, n):
     text = prompt
     for _ in range(n):
         text += next_byte(model, text[-model.config.block_size:])   # the model reads at most 256 bytes
-    return text""",
+    return text
+# text[-256:] counts characters, which are bytes as long as the text is ASCII, as here.""",
     correct="generation appends the most likely byte and feeds the text back in — model.generate(..., "
             "temperature=0) does the same.")
