@@ -6,10 +6,10 @@ and learning-rate rule; it stores the validation losses, trainable counts, times
 singular values of the full fine-tune's ΔW for all sixteen matrices beside a random matrix of the same shape and
 norm, and the LoRA paper's subspace similarity between the r=8 and r=64 adapters. A short α/r versus α/√r
 (rsLoRA) sweep follows (α = 8 for both, and α = 1 for α/√r), then the gentle regime again with two more seeds
-(the noise between runs) and with learning rates a third and ten thirds of the sweep's (is one rate fair to every
-rank?). The default budget is GPU work (minutes on one GPU). `--budget cpu` keeps the epochs of both regimes but
-shrinks the rest to fit a laptop: the first 190,000 bytes of the task's training text, batches of 16 × 128 bytes.
-`--smoke` runs the same code on a tiny budget anywhere. `load_results()` reads the stored file.
+(the noise between runs) and with learning rates a tenth, a third and ten thirds of the sweep's (is one rate
+fair to every rank?). The default budget is GPU work (minutes on one GPU). `--budget cpu` keeps the epochs of
+both regimes but shrinks the rest to fit a laptop: the first 190,000 bytes of the task's training text, batches
+of 16 × 128 bytes. `--smoke` runs the same code on a tiny budget anywhere. `load_results()` reads the stored file.
 """
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ BUDGETS = {"gpu": {"batch_size": 64, "block_size": 256, "train_bytes": None},
            "smoke": {"batch_size": 2, "block_size": 32, "train_bytes": 20_000}}
 SCALINGS = ((8, False), (8, True), (1, True))   # (α, rsLoRA): α/r and α/√r at α = 8, α/√r at α = 1
 SEEDS = (1, 2)             # the gentle regime again with these seeds (the sweep itself is seed 0)
-LR_FACTORS = (1 / 3, 10 / 3)  # and with the LoRA and full learning rates times these (1e-3, 1e-2 for 3e-3)
+LR_FACTORS = (1 / 10, 1 / 3, 10 / 3)  # and with the LoRA and full rates times these (3e-4, 1e-3, 1e-2 for 3e-3)
 DEFAULT_OUT = Path(__file__).parent / "results" / "rank_sweep.json"
 
 
