@@ -27,9 +27,8 @@ def run(label, model, task, args, lr):
                     block_size=args.block_size, device=args.device, eval_every=max(1, args.steps // 20),
                     seed=args.seed, progress=not args.quiet)
     f = hist.final
-    tokens = args.steps * args.batch_size * args.block_size
     return {"label": label, "trainable": hist.trainable, "state_MB": hist.state_bytes / 1e6,
-            "tokens_per_s": tokens / f["wall_time"], "ms_per_step": 1e3 * f["wall_time"] / args.steps,
+            "tokens_per_s": hist.tokens_per_s, "ms_per_step": 1e3 * f["wall_time"] / args.steps,
             "peak_MB": None if f["peak_memory"] is None else f["peak_memory"] / 1e6,
             "val_loss": f["val_loss"], "curve": [(r["step"], r["wall_time"], r["val_loss"]) for r in hist.rows]}
 
