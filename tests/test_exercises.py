@@ -1,5 +1,9 @@
 """Every check: the right answer passes, the placeholder is "not attempted", typical wrong answers get their
 specific message, and an answer that raises is reported, never propagated."""
+import re
+import signal
+import sys
+import time
 from fractions import Fraction
 
 import numpy as np
@@ -90,7 +94,7 @@ def test_rank_two():
 def test_predict_product_rank():
     assert status(ch1.predict_product_rank, 2) == "correct"
     assert status(ch1.predict_product_rank, 2.0) == "correct"
-    assert "min(2, 3) = 2" in message(ch1.predict_product_rank, 3)
+    assert "property 2 bounds it by the smaller of rank A and rank B" in message(ch1.predict_product_rank, 3)
     assert "cannot drop to 1" in message(ch1.predict_product_rank, 1)
     assert "should be a number" in message(ch1.predict_product_rank, "two")
     assert "whole number" in message(ch1.predict_product_rank, 2.5)
@@ -98,9 +102,24 @@ def test_predict_product_rank():
     assert status(ch1.predict_product_rank, np.array(2)) == "correct"
 
 
+def _my_rank(M):
+    R = [[Fraction(x) for x in row] for row in M]
+    m, n = len(R), len(R[0])
+    rank = 0
+    for col in range(n):
+        p = next((i for i in range(rank, m) if R[i][col] != 0), None)
+        if p is None:
+            continue
+        R[rank], R[p] = R[p], R[rank]
+        for i in range(rank + 1, m):
+            f = R[i][col] / R[rank][col]
+            R[i] = [a - f * b for a, b in zip(R[i], R[rank])]
+        rank += 1
+    return rank
+
+
 def test_my_rank():
-    def good(M):
-        return rank_by_elimination(M)
+    good = _my_rank
 
     def no_swap(M):  # a classic bug: assumes the pivot is on the diagonal
         R = [[Fraction(x) for x in row] for row in M]
@@ -137,6 +156,8 @@ def test_my_rank():
     assert floats.endswith("Floating-point arithmetic cannot see this one: use Fractions.")
     assert "returned None (NoneType); a rank is a whole number" in message(ch1.my_rank, lambda M: None)
     assert "returned 2.0 (float)" in message(ch1.my_rank, lambda M: float(good(M)))
+    delegated = "calls lora_edu.rank.rank_by_elimination, which does this exercise for you"
+    assert delegated in message(ch1.my_rank, lambda M: rank_by_elimination(M))
 
 
 def test_tolerance():
@@ -408,12 +429,102 @@ def test_chance_overlap():
     assert "about 0.25" in message(ch6.chance_overlap, lambda i, j, n: 0.5)
 
 
-def test_the_correct_message_does_not_give_the_answer_away():
-    """Student editions keep the solved run's outputs, so the ✓ line a learner sees must not state the answer."""
+def test_no_verdict_gives_the_answer_away():
+    """A ✓ says it is correct and adds a thought that spoils nothing; a ✗ on a value never names the value."""
     for ex, answer in [(ch2.storage_count, 61_440), (ch2.break_even, 187), (ch3.param_count, 203_530),
                        (ch4.adapter_size, 65_536), (ch4.budget_rank, 20), (ch5.adapter_params, 16_384)]:
-        verdict = ex.verdict(answer)
-        assert verdict.ok, verdict
-        assert f"{answer:,}" not in verdict.message and str(answer) not in verdict.message.split("—", 1)[1]
-    assert "3" not in ch1.zero_row_sums.verdict(3).message.split("—", 1)[1]
-    assert "max(i, j)" not in ch6.chance_overlap.verdict(lambda i, j, n: max(i, j) / n).message
+        assert ex.verdict(answer).ok
+        for guess in (answer - 1, answer + 1, 1, answer):
+            said = ex.verdict(guess).message.split("—", 1)[1]
+            numbers = re.findall(r"(?<![\d,.])\d+(?:,\d{3})*(?![\d])", said)
+            assert f"{answer:,}" not in numbers and str(answer) not in numbers, (ex, guess, said)
+    for ex, answer, guesses, spoiler in [(ch1.predict_product_rank, 2, (0, 1, 3, 4), r"= 2\b|\bis 2\b"),
+                                         (ch1.zero_row_sums, 3, (0, 1, 2, 4, 5), r"\b3 of them|at most 3|= 3\b")]:
+        for guess in guesses:
+            assert not re.search(spoiler, ex.verdict(guess).message), (ex, guess)
+    spoilers = {"1.2": "full row rank", "1.5": "cost one dimension", "2.1": "r·(m + n)", "3.1": "(in, out)",
+                "3.4": "Wᵀ", "4.1": "r·(in + out)", "4.2": "X M N", "4.3": "W + M N", "5.2": "argmax",
+                "5.3": "M N", "5.4": "temperature", "6.3": "max(i, j)"}
+    for ex in ALL:
+        if ex.number in spoilers:
+            assert spoilers[ex.number] not in ex._correct, ex.number
+
+
+# ---- checks that cannot be broken by what they check --------------------------------------------------------
+
+def test_a_function_that_never_returns_is_stopped():
+    def forever(M):
+        while True:
+            pass
+
+    def careless(M):                      # swallows every error, but not the clock
+        while True:
+            try:
+                while True:
+                    pass
+            except Exception:
+                pass
+
+    for fn in (forever, careless):
+        started = time.monotonic()
+        v = ch1.my_rank.verdict(fn, time_limit=0.5)
+        assert v.status == "error" and "did not finish within 0.5 s" in v.message, v
+        assert time.monotonic() - started < 5
+    assert ch1.my_rank.verdict(_my_rank, time_limit=5).ok          # the clock is off again afterwards
+    time.sleep(0.7)
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
+def test_an_answer_that_never_finishes_being_checked_is_stopped():
+    import torch.nn as nn
+
+    class Endless(nn.Linear):              # not a function: the check calls it itself
+        def forward(self, x):
+            while True:
+                pass
+    v = ch3.to_torch.verdict(Endless(3, 6), time_limit=0.5)
+    assert v.status == "error" and "did not finish within 0.5 s" in v.message
+
+
+def test_sys_exit_and_other_escapes_become_a_cross():
+    def leave(M):
+        sys.exit(3)
+    v = ch1.my_rank.verdict(leave)
+    assert v.status == "error" and "called sys.exit(3)" in v.message and str(v).startswith("✗")
+    assert "called sys.exit()" in ch1.my_rank.verdict(lambda M: sys.exit()).message
+
+    class Leaves:
+        def __array__(self, *args, **kwargs):
+            raise SystemExit("bye")
+    assert ch1.rank_two.verdict(Leaves()).status in ("wrong", "error")
+    with pytest.raises(KeyboardInterrupt):                      # an interrupt still stops the check
+        ch1.my_rank.verdict(lambda M: (_ for _ in ()).throw(KeyboardInterrupt))
+
+
+def test_non_real_matrices_are_rejected():
+    rank2_real = np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]])
+    for complex_answer in (rank2_real + 1j * np.eye(4), rank2_real.astype(complex), (rank2_real + 0j).tolist()):
+        assert "must be a real numeric matrix; got complex" in message(ch1.rank_two, complex_answer)
+    import torch
+    assert "real matrix" in message(ch1.rank_two, torch.tensor(rank2_real, dtype=torch.complex64))
+    assert "must be a real numeric matrix" in message(ch2.factor_it, (np.ones((3, 2)) * 1j, np.ones((2, 3))))
+
+
+def test_the_packages_own_solution_is_not_accepted_and_is_put_back():
+    import lora_edu.rank as rank_module
+    import lora_edu.sweep as sweep_module
+    from lora_edu.gpt import GPT
+    from lora_edu.rank import spectrum_summary
+    originals = (rank_module.spectrum_summary, rank_module.rank_by_elimination, sweep_module.cheapest_rank,
+                 GPT.generate)
+    assert "lora_edu.rank.spectrum_summary" in message(ch6.directions_for,
+                                                       lambda s, share: spectrum_summary(s, 1, share)[1])
+    assert "lora_edu.rank.effective_rank" in message(ch6.directions_for,
+                                                     lambda s, share: rank_module.effective_rank(np.diag(s), share))
+    assert "lora_edu.sweep.cheapest_rank" in message(ch6.cheapest_rank, lambda rows, tol: sweep_module.cheapest_rank(
+        rows, tol))
+    assert "lora_edu.gpt.GPT.generate" in message(ch5.greedy, lambda m, p, n: m.generate(p, n, temperature=0))
+    assert status(ch6.directions_for, _directions_for) == "correct"
+    assert (rank_module.spectrum_summary, rank_module.rank_by_elimination, sweep_module.cheapest_rank,
+            GPT.generate) == originals
+    assert spectrum_summary([3.0, 1.0], 1, 0.9) == rank_module.spectrum_summary([3.0, 1.0], 1, 0.9)

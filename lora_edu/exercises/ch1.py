@@ -41,11 +41,11 @@ A product `M @ N` of a 4×2 and a 2×4 matrix, each of rank 2, works too (chapte
 def _predict(answer):
     k = as_int(answer)
     if k > 2:
-        return (f"rank(AB) cannot be {k}: rank(AB) ≤ min(rank A, rank B) = min(2, 3) = 2 (property 2).")
+        return f"rank(AB) cannot be {k}: property 2 bounds it by the smaller of rank A and rank B."
     if k < 2:
         return (f"rank(AB) cannot drop to {k} here. B is 3×5 with rank 3: its three rows are independent, so "
-                "multiplying by B loses nothing that A holds. Try it: from lora_edu.rank import random_low_rank, then "
-                "matrix_rank(random_low_rank(4, 3, 2) @ random_low_rank(3, 5, 3)).")
+                "multiplying by B loses nothing that A holds. Try it: from lora_edu.rank import random_low_rank, "
+                "then matrix_rank(random_low_rank(4, 3, 2) @ random_low_rank(3, 5, 3)).")
     return None
 
 
@@ -60,7 +60,7 @@ answer = 2
 rank(AB) ≤ min(2, 3) = 2 by property 2. It cannot be smaller: B (3×5, rank 3) has independent rows, so
 x @ B = 0 only when x = 0. A combination of AB's rows that vanishes, c @ (A @ B) = (c @ A) @ B = 0, forces
 c @ A = 0 — the same dependences A already had. So AB has exactly as many independent rows as A: 2.""",
-    correct="the bound min(rank A, rank B) is reached here, because B has full row rank.")
+    correct="random matrices of these shapes and ranks will agree with you every time.")
 
 
 FLOAT_TRAP = " Floating-point arithmetic cannot see this one: use Fractions."
@@ -115,7 +115,8 @@ def my_rank(M):
             R[i] = [a - f * b for a, b in zip(R[i], R[rank])]
         rank += 1
     return rank""",
-    correct="my_rank agrees with exact elimination on every test matrix (swaps, zeros, wide, tall, fractions).")
+    correct="my_rank agrees with exact elimination on every test matrix (swaps, zeros, wide, tall, fractions).",
+    forbidden=(rank_by_elimination,))
 
 
 _X = random_low_rank(6, 6, 2, seed=11) + 1e-9 * np.random.default_rng(12).standard_normal((6, 6))
@@ -151,12 +152,12 @@ def _zero_row_sums(answer):
     k = as_int(answer)
     if k == 4:
         return ("if every row sums to zero, then column 1 + column 2 + column 3 + column 4 = 0: the four columns "
-                "are dependent, so at most 3 of them are independent.")
+                "are dependent, so the rank is below 4.")
     if k > 4:
         return f"a 10×4 matrix has rank ≤ min(10, 4) = 4 (property 1), so it cannot be {k}; and it is even less here."
     if k < 3:
-        return (f"rank {k} is possible, but not the largest: the rows (1, −1, 0, 0), (0, 1, −1, 0) and "
-                "(0, 0, 1, −1) each sum to zero and are independent. How many of them can you have?")
+        return (f"rank {k} is possible, but not the largest: look for more rows that each sum to zero and are "
+                "independent of one another.")
     return None
 
 
@@ -170,4 +171,4 @@ answer = 3
 'Every row sums to zero' says col₁ + col₂ + col₃ + col₄ = 0, a dependence, so the rank is at most 3.
 The rows (1, −1, 0, 0), (0, 1, −1, 0), (0, 0, 1, −1) sum to zero and are independent, so 3 is reached
 (fill the other 7 rows with zeros or any combination of these).""",
-    correct="columns that add up to zero cost one dimension — and the bound is reachable.")
+    correct="now ask the same question of a matrix whose rows and columns all sum to zero.")

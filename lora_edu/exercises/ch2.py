@@ -30,7 +30,7 @@ storage_count = Exercise(
     solution="""
 answer = 16 * (768 + 3072)   # = 61,440 numbers instead of 768 · 3072 = 2,359,296 (2.6 %)
 This 768 × 3072 shape is a real one: GPT-2 small's MLP weight. Chapter 4 stores LoRA updates exactly like this.""",
-    correct="M and N together hold r·(m + n) numbers, a small share of the full matrix.")
+    correct="a small share of the full matrix's numbers.")
 
 
 _C = np.array([[2, 1, 3], [4, 2, 6], [1, 1, 1]])

@@ -32,7 +32,7 @@ layer_shapes = Exercise(
 answer = ((768, 3072), (3072, 768))
 In Y = XW + b each row of X is one input vector (768 numbers), so W needs 768 rows and one column per neuron.
 nn.Linear(768, 3072).weight is Wᵀ: (out_features, in_features) = (3072, 768).""",
-    correct="the course's W is (in, out), and nn.Linear.weight is its transpose, (out, in).")
+    correct="keep both layouts in mind: the next chapters move between them.")
 
 
 def _params(answer):
@@ -84,7 +84,7 @@ mlp_forward = Exercise(
 def mlp_forward(X, W1, b1, W2, b2):
     H = np.tanh(X @ W1 + b1)     # (batch, hidden)
     return H @ W2 + b2           # (batch, out)""",
-    correct="mlp_forward matches tanh(X W1 + b1) W2 + b2 on every batch, shape and layer size tried.")
+    correct="mlp_forward matches the network on every batch, shape and layer size tried.")
 
 
 _W = np.arange(18, dtype=float).reshape(3, 6) / 10 - 0.8
@@ -120,5 +120,5 @@ layer = nn.Linear(3, 6)
 with torch.no_grad():
     layer.weight.copy_(torch.tensor(W.T))   # PyTorch stores Wᵀ
     layer.bias.copy_(torch.tensor(b))""",
-    correct="layer(x) equals x @ W + b: PyTorch holds Wᵀ and computes x @ weight.T + bias.",
+    correct="your layer computes x @ W + b for every input tried.",
     data={"W": _W, "b": _b})

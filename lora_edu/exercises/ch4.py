@@ -25,7 +25,7 @@ adapter_size = Exercise(
     hints=["M has shape (4096, 8) and N has shape (8, 4096).", "8·4096 + 8·4096."],
     solution="""
 answer = 8 * (4096 + 4096)     # = 65,536 trainable numbers instead of 16,777,216 (0.4 %)""",
-    correct="M and N together train r·(in + out) numbers, well under 1 % of the full matrix.")
+    correct="well under 1 % of the full matrix's numbers.")
 
 
 _CASES = [(5, 6, 4, 2, 0.5, 0), (3, 8, 8, 1, 2.0, 1), (7, 4, 9, 3, 1.0, 2)]
@@ -49,8 +49,8 @@ def _lora_forward(fn):
             if np.allclose(got, X @ W + X @ M @ N + b, atol=1e-6):
                 return "the low-rank path must be multiplied by scale (α/r)."
             if np.allclose(got, X @ W + b, atol=1e-6):
-                return "that is the base layer alone; add the low-rank path X @ M @ N · scale."
-            return f"lora_forward({shown}) differs from X @ W + X @ M @ N · scale + b."
+                return "that is the base layer alone; the low-rank path is missing."
+            return f"lora_forward({shown}) differs from the LoRA layer's output."
     return None
 
 
@@ -61,7 +61,7 @@ lora_forward = Exercise(
     solution="""
 def lora_forward(X, W, b, M, N, scale):
     return X @ W + (X @ M) @ N * scale + b""",
-    correct="lora_forward computes X W + X M N · scale + b on every case tried.")
+    correct="lora_forward matches the LoRA layer on every case tried.")
 
 
 def _merge_weight(fn):
@@ -74,8 +74,8 @@ def _merge_weight(fn):
             return f"merge_weight({shown}) returned shape {got.shape}; the merged weight has W's shape {W.shape}."
         if not np.allclose(got, want, atol=1e-6):
             if np.allclose(got, W + M @ N, atol=1e-6):
-                return "ΔW = M @ N · scale: the scale is missing."
-            return f"merge_weight({shown}) differs from W + M @ N · scale."
+                return "the scale is missing."
+            return f"merge_weight({shown}): X @ W' + b differs from the LoRA layer's output."
         if not np.allclose(X @ got + b, X @ W + X @ M @ N * scale + b, atol=1e-6):
             return "the merged layer does not reproduce the unmerged one."
     return None
@@ -88,7 +88,7 @@ merge_weight = Exercise(
     solution="""
 def merge_weight(W, M, N, scale):
     return W + M @ N * scale     # then X @ W' + b equals X @ W + X @ M @ N · scale + b""",
-    correct="W' = W + M N · scale, and X W' + b reproduces the unmerged layer.")
+    correct="X @ W' + b reproduces the unmerged layer on every case tried.")
 
 
 def _budget_rank(answer):

@@ -35,7 +35,7 @@ adapter_params = Exercise(
     solution="""
 answer = 4 * 4 * (256 + 768)     # 4 layers × r · (in + out) = 16,384
 # check: apply_lora(load_pretrained(), ["c_attn"], r=4); count_parameters(...).trainable""",
-    correct="M and N of one c_attn per block, in all four blocks.")
+    correct="compare it with the chapter's adapter, r = 8 on all sixteen matrices.")
 
 
 @functools.lru_cache(maxsize=1)
@@ -110,7 +110,7 @@ def next_byte(model, text):
     return chr(logits[0, -1].argmax().item())     # one byte as a character: exact for ASCII (bytes < 128)
 # A byte of 128 or more is one piece of a multi-byte UTF-8 character: model.generate keeps bytes, not characters,
 # and decodes them at the end.""",
-    correct="the next byte is the argmax of the logits at the last position.")
+    correct="generation is this one step, repeated (exercise 5.4).")
 
 
 def _lora_update(fn):
@@ -150,7 +150,7 @@ lora_update = Exercise(
     solution="""
 def lora_update(layer):
     return layer.M @ layer.N * layer.scaling       # (in, r) @ (r, out) -> (in, out)""",
-    correct="ΔW = M N · scaling: the whole change LoRA makes to the layer.")
+    correct="that is the whole change LoRA makes to the layer, and what merging adds to W.")
 
 
 def _greedy(fn):
@@ -184,5 +184,5 @@ def greedy(model, prompt, n):
         text += next_byte(model, text[-model.config.block_size:])   # the model reads at most 256 bytes
     return text
 # text[-256:] counts characters, which are bytes as long as the text is ASCII, as here.""",
-    correct="generation appends the most likely byte and feeds the text back in — model.generate(..., "
-            "temperature=0) does the same.")
+    correct="every sample of this chapter came from a loop like yours.",
+    forbidden=(GPT.generate,))

@@ -5,7 +5,7 @@ import numpy as np
 
 from ..lora import subspace_similarity
 from ..sweep import cheapest_rank as _cheapest
-from ..rank import spectrum_summary
+from ..rank import effective_rank, energy_share, spectrum_summary
 from . import Exercise, Wrong, as_int, as_number, call, describe
 
 __all__ = ["directions_for", "cheapest_rank", "chance_overlap"]
@@ -48,7 +48,8 @@ directions_for = Exercise(
 def directions_for(s, share):
     held = np.cumsum(np.square(s)) / np.sum(np.square(s))   # share held by the top 1, 2, … directions
     return int(np.argmax(held >= share - 1e-12)) + 1          # the first k that reaches it""",
-    correct="the fewest directions that hold the share — the effective rank, read off a spectrum.")
+    correct="the fewest directions that hold the share — the effective rank, read off a spectrum.",
+    forbidden=(spectrum_summary, effective_rank, energy_share))
 
 
 _SWEEPS = [
@@ -88,7 +89,8 @@ def cheapest_rank(rows, tol):
     lora = [row for row in rows if row["r"] != "full"]
     best = min(row["val_loss"] for row in lora)
     return min(row["r"] for row in lora if row["val_loss"] <= best + tol)""",
-    correct="the smallest rank within tol of the best is where the trade-off curve has flattened.")
+    correct="the smallest rank within tol of the best is where the trade-off curve has flattened.",
+    forbidden=(_cheapest,))
 
 
 def _chance_overlap(fn):
