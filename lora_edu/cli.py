@@ -4,6 +4,7 @@
     lora-edu generate --adapter adapters/code --prompt "def "
     lora-edu info
     lora-edu pretrain --steps 2000          (same as python -m lora_edu.pretrain)
+    lora-edu grade submissions/ --csv gradebook.csv   (see lora_edu.course)
 """
 from __future__ import annotations
 
@@ -78,6 +79,9 @@ def main(argv=None) -> int:
         from .pretrain import main as pretrain
         pretrain(argv[1:])
         return 0
+    if argv[:1] == ["grade"]:
+        from .course import grade_main
+        return grade_main(argv[1:])
     from .data import CORPORA
     ap = argparse.ArgumentParser(prog="lora-edu", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -103,6 +107,9 @@ def main(argv=None) -> int:
         p.add_argument("--temperature", type=float, default=0.8)
         p.add_argument("--seed", type=int, default=0)
     info = sub.add_parser("info", help="describe the shipped GPT and the device that would be used")
+    sub.add_parser("pretrain", help="reproduce the shipped GPT (lora-edu pretrain --help)", add_help=False)
+    sub.add_parser("grade", help="grade submitted notebooks against the reference chapters (lora-edu grade --help)",
+                   add_help=False)
     for p in (ft, gen, info):
         p.add_argument("--device", default="auto", help="auto (CUDA, else MPS, else CPU), cpu, cuda or mps")
     args = ap.parse_args(argv)
