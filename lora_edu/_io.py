@@ -9,13 +9,19 @@ from pathlib import Path
 def write_atomic(path, write) -> None:
     """Call write(tmp_path) on a temporary file beside `path`, then rename it over `path` in one step."""
     path = Path(path)
+    if path.is_symlink():                   # write through a link, not over it
+        path = path.resolve()
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)       # mkstemp makes 0600; give the file the usual permissions
+        if path.exists():                   # a file replaced keeps its permissions
+            mode = path.stat().st_mode & 0o7777
+        else:                               # mkstemp makes 0600; a new file gets the usual permissions
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -25,6 +25,7 @@ import io
 import json
 import os
 import re
+import secrets
 import sys
 import tempfile
 import textwrap
@@ -245,11 +246,14 @@ def out_of_date(src="notebooks", out=None, key=KEY) -> list[str]:
 # ---- grading --------------------------------------------------------------------------------------------------
 
 def _statements(source: str) -> set[str] | None:
-    """The top-level statements of a cell (IPython syntax allowed), as AST dumps; None when it does not parse."""
+    """The top-level statements of a cell (IPython syntax allowed; under a cell magic such as %%time, those of its
+    body), as AST dumps; None when it does not parse."""
     from IPython.core.inputtransformer2 import TransformerManager
+    if source.lstrip().startswith("%%"):
+        source = source.lstrip().partition("\n")[2]
     try:
         return {ast.dump(s) for s in ast.parse(TransformerManager().transform_cell(source)).body}
-    except (SyntaxError, ValueError):
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
 
 
@@ -276,7 +280,7 @@ class _Kernel:
             for k, v in saved.items():
                 if v is None:
                     os.environ.pop(k, None)
-        self.alive = True
+        self.alive, self._closed = True, False
 
     def run(self, source: str, timeout: float) -> tuple[str, list, str]:
         """(outcome, rich outputs, detail): outcome is "ok", "error", "timeout" or "dead"."""
@@ -320,20 +324,23 @@ class _Kernel:
         return "ok", outputs, ""
 
     def stop(self) -> None:
-        if self.alive:
-            self.alive = False
+        """Shut the kernel down (if it still runs) and close its channels; safe to call twice."""
+        self.alive = False
+        if not self._closed:
+            self._closed = True
             try:
                 self.kernel.stop()
             except Exception:                      # already gone
                 pass
 
 
-def _verdict(outcome: str, outputs: list, detail: str, exercise: dict) -> tuple[str, str]:
+def _verdict(outcome: str, outputs: list, detail: str, exercise: dict, token: str) -> tuple[str, str]:
     """The verdict of one exercise from its grading cell, against the line the reference run printed."""
     from .exercises import VERDICT_MIME
     if outcome != "ok":
         return "error", f"grading the answer failed: {detail}"
-    payload = next((o[VERDICT_MIME] for o in outputs if VERDICT_MIME in o), None)
+    payload = next((p for o in outputs if isinstance(p := o.get(VERDICT_MIME), dict) and p.get("token") == token
+                    and {"status", "message", "line"} <= p.keys()), None)
     if payload is None:
         return "error", "grading the answer printed no verdict"
     if payload["status"] == "correct" and payload["line"] != exercise["expected"]:
@@ -348,9 +355,18 @@ def grade_notebook(path, timeout: float = TIMEOUT, threads: int | None = None, k
     started = time.monotonic()
     result = {"file": str(path), "chapter": None, "title": None, "score": 0, "out_of": 0, "exercises": {}}
     key = answer_key() if key is None else key
+    path = Path(path)
+    if path.is_symlink():
+        result["error"] = f"a symbolic link (to {os.readlink(path)}), not a submission: grade the file itself"
+        return result
+    if not path.is_file():
+        result["error"] = "not a regular file"
+        return result
     try:
         nb = nbformat.read(path, as_version=4)
         cells = [c.source for c in nb.cells if c.cell_type == "code"]
+        if not all(isinstance(source, str) for source in cells):
+            raise ValueError("a code cell's source is not text")
     except Exception as e:
         result["error"] = f"not a readable notebook: {type(e).__name__}: {e}"
         return result
@@ -388,9 +404,10 @@ def grade_notebook(path, timeout: float = TIMEOUT, threads: int | None = None, k
                     if outcome != "ok":
                         verdicts[e["id"]] = {"verdict": "error", "message": f"the exercise's cell failed: {detail}"}
                         continue
+                    token = secrets.token_hex(8)             # what a verdict printed by anyone else lacks
                     grader = (f'__import__("lora_edu.exercises", fromlist=["report"]).report('
-                              f'"{ref["module"]}", "{e["name"]}", lambda: ({e["answer"]}))')
-                    status, message = _verdict(*kernel.run(grader, timeout), e)
+                              f'"{ref["module"]}", "{e["name"]}", lambda: ({e["answer"]}), "{token}")')
+                    status, message = _verdict(*kernel.run(grader, timeout), e, token)
                     verdicts[e["id"]] = {"verdict": status, "message": message}
                 if not kernel.alive:
                     stopped = f"the kernel stopped in code cell {i + 1}, before this exercise's cell ran: {detail}"
@@ -409,22 +426,33 @@ def grade_notebook(path, timeout: float = TIMEOUT, threads: int | None = None, k
 
 
 def submissions(paths) -> list[Path]:
-    """The notebooks to grade: files as given, folders searched for *.ipynb (checkpoints skipped)."""
-    found = []
+    """The notebooks to grade, each once: files as given, folders searched for *.ipynb (checkpoints skipped).
+    What a folder lists that is not a notebook file (a link, a pipe) is kept, for its row to say so."""
+    found, seen = [], set()
     for p in map(Path, paths):
-        if p.is_dir():
-            found += sorted(q for q in p.rglob("*.ipynb") if ".ipynb_checkpoints" not in q.parts)
-        elif p.is_file():
-            found.append(p)
+        if p.is_dir() and not p.is_symlink():
+            listed = sorted(q for q in p.rglob("*.ipynb") if ".ipynb_checkpoints" not in q.parts and not q.is_dir())
+        elif p.exists() or p.is_symlink():
+            listed = [p]
         else:
             raise ValueError(f"no such file or folder: {p}")
+        for q in listed:
+            if (where := os.path.abspath(q)) not in seen:
+                seen.add(where)
+                found.append(q)
     if not found:
         raise ValueError(f"no notebooks to grade in {', '.join(map(str, paths))}")
     return found
 
 
+def _failed(f, e: BaseException) -> dict:
+    return {"file": str(f), "chapter": None, "title": None, "score": 0, "out_of": 0, "exercises": {},
+            "error": f"grading failed: {type(e).__name__}: {e}"}
+
+
 def grade(paths, timeout: float = TIMEOUT, jobs: int | None = None, progress: bool = True) -> list[dict]:
-    """Grade every submission in paths (files or folders), `jobs` at a time, in their order."""
+    """Grade every submission in paths (files or folders), `jobs` at a time, in their order; a submission that
+    breaks the grader itself gets a row saying so, and the others are still graded."""
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     from tqdm.auto import tqdm
@@ -436,7 +464,10 @@ def grade(paths, timeout: float = TIMEOUT, jobs: int | None = None, progress: bo
     results = {}
     if jobs == 1:
         for f in files:
-            results[f] = grade_notebook(f, timeout, threads, key)
+            try:
+                results[f] = grade_notebook(f, timeout, threads, key)
+            except Exception as e:
+                results[f] = _failed(f, e)
             bar.update()
     else:
         with ProcessPoolExecutor(jobs) as pool:
@@ -446,8 +477,7 @@ def grade(paths, timeout: float = TIMEOUT, jobs: int | None = None, progress: bo
                 try:
                     results[f] = done.result()
                 except Exception as e:                       # a worker that died: that submission only
-                    results[f] = {"file": str(f), "chapter": None, "score": 0, "out_of": 0, "exercises": {},
-                                  "error": f"grading failed: {type(e).__name__}: {e}"}
+                    results[f] = _failed(f, e)
                 bar.update()
     bar.close()
     return [results[f] for f in files]
@@ -497,18 +527,23 @@ def grade_main(argv=None) -> int:
     p.add_argument("--jobs", type=int, default=None, help="submissions graded at once (default: the CPU count)")
     args = p.parse_args(argv)
     try:
-        if not args.timeout > 0:
-            raise ValueError(f"--timeout must be a positive number of seconds; got {args.timeout:g}")
+        if not 1 <= args.timeout < float("inf"):
+            raise ValueError(f"--timeout must be a number of seconds, at least 1; got {args.timeout:g}")
         if args.jobs is not None and args.jobs < 1:
             raise ValueError(f"--jobs must be at least 1; got {args.jobs}")
         files = submissions(args.paths)
+        _writable([p for p in (args.json, args.csv) if p is not None], files)
         answer_key()
         _preflight()
     except ValueError as e:
         print(f"lora-edu grade: error: {e}", file=sys.stderr)
         return 2
     started = time.monotonic()
-    results = grade(files, args.timeout, args.jobs, progress=len(files) > 1)
+    try:
+        results = grade(files, args.timeout, args.jobs, progress=len(files) > 1)
+    except KeyboardInterrupt:
+        print("lora-edu grade: interrupted; nothing written", file=sys.stderr)
+        return 130
     print(report_text(results))
     graded = [r for r in results if "error" not in r]
     print(f"graded {len(graded)} of {len(results)} submissions in {time.monotonic() - started:.0f} s")
@@ -518,6 +553,22 @@ def grade_main(argv=None) -> int:
             write_atomic(path, lambda tmp, t=text(): Path(tmp).write_text(t, encoding="utf-8"))
             print(f"wrote {path}")
     return 0
+
+
+def _writable(outputs: list[Path], files: list[Path]) -> None:
+    """Refuse, before any grading, output files that cannot be written or that would overwrite a submission."""
+    inputs = {os.path.abspath(f) for f in files}
+    if len({os.path.abspath(p) for p in outputs}) < len(outputs):
+        raise ValueError("--json and --csv name the same file")
+    for p in outputs:
+        if os.path.abspath(p) in inputs:
+            raise ValueError(f"{p} is one of the submissions; write the results elsewhere")
+        if p.is_dir():
+            raise ValueError(f"{p} is a folder; name a file to write")
+        if not p.parent.is_dir():
+            raise ValueError(f"cannot write {p}: there is no folder {p.parent}")
+        if not os.access(p.parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
+            raise ValueError(f"cannot write {p}: permission denied")
 
 
 def _preflight() -> None:

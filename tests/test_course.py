@@ -189,6 +189,8 @@ def test_the_key_refuses_a_chapter_it_cannot_grade(tmp_path):
     ("if False:\n    ex.rank_two.check(answer_1)", False),
     ("ex.rank_two.check(other_answer)", False),
     ("ex.rank_two.check(answer_1) if False else None", False),
+    ("%%time\nanswer_1 = 3\nex.rank_two.check(answer_1)", True),       # a cell magic runs its body
+    ("x = " + "1+" * 50_000 + "1\nex.rank_two.check(answer_1)", True),   # too deep for the parser: by its line
 ])
 def test_the_check_line_must_run_as_it_is(source, holds):
     assert course._holds(source, "ex.rank_two.check(answer_1)") is holds
@@ -210,12 +212,38 @@ def test_submissions_that_cannot_be_graded_are_reported_not_fatal(tmp_path):
     assert "not graded — not a readable notebook" in report_text([grade_notebook(tmp_path / "garbage.ipynb")])
 
 
+def test_what_a_folder_holds_besides_notebooks_gets_a_row_each(tmp_path):
+    import os
+    folder = tmp_path / "class"
+    (folder / "deep.ipynb").mkdir(parents=True)                        # a folder named like a notebook
+    (folder / "deep.ipynb" / "inner.ipynb").write_bytes((STUDENT / SOURCES[0].name).read_bytes())
+    (folder / "dangling.ipynb").symlink_to(tmp_path / "nowhere.ipynb")
+    (folder / "reference.ipynb").symlink_to(SOURCES[0])
+    os.mkfifo(folder / "pipe.ipynb")
+    nb = read(STUDENT / SOURCES[0].name)
+    nb.cells[1].source = 5                                             # not text
+    (folder / "numeric.ipynb").write_text(json.dumps(nb))
+    found = course.submissions([folder, folder / "deep.ipynb" / "inner.ipynb", folder / "pipe.ipynb"])
+    assert [f.name for f in found] == ["dangling.ipynb", "inner.ipynb", "numeric.ipynb", "pipe.ipynb",
+                                       "reference.ipynb"]                  # each once, in order
+    said = {f.name: grade_notebook(f).get("error", "") for f in found if f.name != "inner.ipynb"}
+    assert "symbolic link" in said["dangling.ipynb"] and "symbolic link" in said["reference.ipynb"]
+    assert said["pipe.ipynb"] == "not a regular file" and "source is not text" in said["numeric.ipynb"]
+
+
 def test_the_command_refuses_what_it_cannot_grade(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
+    submission = tmp_path / "mine.ipynb"
+    submission.write_bytes((STUDENT / SOURCES[0].name).read_bytes())
     for args, said in [([str(tmp_path / "missing.ipynb")], "no such file or folder"),
                        ([str(tmp_path / "empty")], "no notebooks to grade"),
-                       ([str(STUDENT), "--timeout", "0"], "--timeout must be a positive number"),
-                       ([str(STUDENT), "--jobs", "0"], "--jobs must be at least 1")]:
+                       ([str(STUDENT), "--timeout", "0"], "--timeout must be a number of seconds, at least 1"),
+                       ([str(STUDENT), "--timeout", "inf"], "--timeout must be a number of seconds, at least 1"),
+                       ([str(STUDENT), "--jobs", "0"], "--jobs must be at least 1"),
+                       ([str(submission), "--json", str(tmp_path / "no" / "v.json")], "there is no folder"),
+                       ([str(submission), "--csv", str(submission)], "is one of the submissions"),
+                       ([str(submission), "--csv", str(tmp_path / "g"), "--json", str(tmp_path / "g")], "same file"),
+                       ([str(submission), "--csv", str(tmp_path)], "is a folder")]:
         assert course.grade_main(args) == 2
         err = capsys.readouterr().err
         assert err.startswith("lora-edu grade: error:") and said in err and err.count("\n") == 1
@@ -415,7 +443,11 @@ def endless(tmp_path_factory):
     edit(nb, "1.5", source="answer_5 = ...\nprint('✓ Exercise 1.5: correct — now ask the same question of a matrix "
                            "whose rows and columns all sum to zero.')")
     nbformat.write(nb, folder / "loops.ipynb")
-    return grade_cli(folder.parent, folder, timeout=10, jobs=1)
+    nb = read(STUDENT / SOURCES[0].name)
+    edit(nb, "1.3", before="while True:                  # catches the interrupt, too\n    try:\n        while True:\n"
+                           "            pass\n    except BaseException:\n        pass")
+    nbformat.write(nb, folder / "stubborn.ipynb")
+    return grade_cli(folder.parent, folder, timeout=10, jobs=2)
 
 
 def test_loops_end_at_the_time_limit_and_the_rest_is_still_graded(endless):
@@ -426,3 +458,25 @@ def test_loops_end_at_the_time_limit_and_the_rest_is_still_graded(endless):
     assert "ran past the 10 s time limit and was interrupted" in message(r, "1.4")   # the cell's
     assert "property 2" in message(r, "1.2") and r["score"] == 1
     assert "1.5   tampered" in out
+
+
+def test_a_cell_that_ignores_the_interrupt_costs_its_kernel_not_the_class(endless):
+    _, results, _ = endless
+    r = results["stubborn.ipynb"]
+    assert verdicts(r) == {"1.1": "not attempted", "1.2": "not attempted", "1.3": "error", "1.4": "error",
+                           "1.5": "error"}
+    assert "ignored the interrupt, so its kernel was shut down" in message(r, "1.3")
+    assert "before this exercise's cell ran" in message(r, "1.5")
+
+
+def test_a_gradebook_written_again_keeps_its_permissions_and_its_link(tmp_path):
+    import os
+    from lora_edu._io import write_atomic
+    book = tmp_path / "grades.csv"
+    book.write_text("old")
+    book.chmod(0o600)
+    link = tmp_path / "latest.csv"
+    link.symlink_to(book)
+    write_atomic(link, lambda tmp: Path(tmp).write_text("new"))
+    assert link.is_symlink() and book.read_text() == "new" and (book.stat().st_mode & 0o777) == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grades.csv", "latest.csv"]   # no temp file left

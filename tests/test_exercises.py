@@ -528,3 +528,59 @@ def test_the_packages_own_solution_is_not_accepted_and_is_put_back():
     assert (rank_module.spectrum_summary, rank_module.rank_by_elimination, sweep_module.cheapest_rank,
             GPT.generate) == originals
     assert spectrum_summary([3.0, 1.0], 1, 0.9) == rank_module.spectrum_summary([3.0, 1.0], 1, 0.9)
+
+
+def test_answers_that_lie_or_meddle_are_judged_by_what_they_are():
+    class Liar(int):                        # claims to equal everything
+        __eq__ = lambda self, other: True
+        __ne__ = lambda self, other: False
+        __hash__ = int.__hash__
+    assert status(ch1.my_rank, lambda M: Liar(0)) == "wrong"
+
+    class Agreeable(str):
+        __eq__ = lambda self, other: True
+        __ne__ = lambda self, other: False
+        __hash__ = str.__hash__
+    assert status(ch5.greedy, lambda m, p, n: Agreeable("?")) == "wrong"
+    assert status(ch5.next_byte, lambda m, t: Agreeable("?")) == "wrong"
+
+    def erases(X, W1, b1, W2, b2):           # zeroes the check's data, then matches it
+        W2[:], b2[:] = 0, 0
+        return np.zeros((X.shape[0], W2.shape[1]))
+    assert status(ch3.mlp_forward, erases) == "wrong"
+    assert status(ch4.merge_weight, lambda W, M, N, s: (M.__setitem__(slice(None), 0), W)[1]) == "wrong"
+
+    def in_place(X, W, b, M, N, scale):     # careless, but right
+        M *= scale
+        return X @ W + X @ M @ N + b
+    assert status(ch4.lora_forward, in_place) == "correct"
+    for shapes in [((768.9, 3072.2), (3072.5, 768.7)), (("768", "3072"), ("3072", "768"))]:
+        assert "pair of whole numbers" in message(ch3.layer_shapes, shapes)
+
+
+def test_the_easy_ways_round_a_forbidden_function_are_closed():
+    import functools
+
+    import lora_edu.exercises.ch1 as module
+    assert "rank_by_elimination" in message(ch1.my_rank, functools.partial(rank_by_elimination))
+    assert "rank_by_elimination" in message(ch1.my_rank, lambda M, r=rank_by_elimination: r(M))
+    assert "rank_by_elimination" in message(ch1.my_rank, lambda M: module.rank_by_elimination(M))
+    assert module.rank_by_elimination is rank_by_elimination
+
+
+def test_errors_that_cannot_even_be_printed_are_still_reported():
+    class Mute(Exception):
+        def __str__(self):
+            raise RuntimeError("no")
+
+    class Unprintable:
+        def __repr__(self):
+            raise RuntimeError("no")
+
+    def raises(M):
+        raise Mute
+
+    assert "cannot be printed" in message(ch1.my_rank, raises)
+    assert "Unprintable that cannot be printed" in message(ch1.my_rank, lambda M: Unprintable())
+    assert "cannot be printed" in ch1.my_rank.verdict(lambda M: sys.exit(Unprintable())).message
+    assert status(ch1.my_rank, lambda M: 10 ** 5000) == "wrong"

@@ -9,6 +9,8 @@ line printed for a correct answer never depends on the answer, so a grader can c
 from __future__ import annotations
 
 import contextlib
+import copy
+import functools
 import importlib
 import numbers
 import signal
@@ -93,16 +95,16 @@ class Exercise:
         except Wrong as e:
             reason = str(e)
         except Stopped as e:
-            return Verdict("error", f"Exercise {self.number}: not yet — {e}")
+            return Verdict("error", f"Exercise {self.number}: not yet — {_said(e)}")
         except _OutOfTime:
             return Verdict("error", f"Exercise {self.number}: not yet — the check did not finish within {limit:g} s.")
         except KeyboardInterrupt:
             raise
         except Exception as e:  # a learner's answer must never crash the check
-            reason = f"checking your answer raised {type(e).__name__}: {e}"
+            reason = f"checking your answer raised {type(e).__name__}: {_said(e)}"
         except BaseException as e:
             return Verdict("error", f"Exercise {self.number}: not yet — checking your answer raised "
-                                    f"{type(e).__name__}: {e}")
+                                    f"{type(e).__name__}: {_said(e)}")
         if reason is None:
             return Verdict("correct", f"Exercise {self.number}: correct — {self._correct}")
         return Verdict("wrong", f"Exercise {self.number}: not yet — {reason}")
@@ -124,18 +126,20 @@ class Exercise:
         print(f"A solution to exercise {self.number} ({self.title}):\n{self._solution}")
 
 
-def report(module: str, name: str, answer: Callable) -> None:
-    """Judge `answer()` with exercise `module.name` and display the verdict for `lora-edu grade` (not printed)."""
+def report(module: str, name: str, answer: Callable, token: str = "") -> None:
+    """Judge `answer()` with exercise `module.name` and display the verdict, with the grader's token, for
+    `lora-edu grade` (not printed)."""
     from IPython.display import display
     try:
         value = answer()
     except KeyboardInterrupt:
         raise
     except BaseException as e:
-        verdict = Verdict("error", f"the answer could not be read: {type(e).__name__}: {e}")
+        verdict = Verdict("error", f"the answer could not be read: {type(e).__name__}: {_said(e)}")
     else:
         verdict = getattr(importlib.import_module(module), name).verdict(value)
-    display({VERDICT_MIME: {"status": verdict.status, "message": verdict.message, "line": str(verdict)}}, raw=True)
+    display({VERDICT_MIME: {"status": verdict.status, "message": verdict.message, "line": str(verdict),
+                            "token": token}}, raw=True)
 
 
 # ---- what keeps a check safe from the code it checks -------------------------------------------------------
@@ -203,8 +207,10 @@ def _stand_in(f):
 
 @contextlib.contextmanager
 def _without(fn, functions):
-    """Replace each package function in `functions` — where it is defined (a module, or a class for a method), and
-    wherever fn's namespace or closure names it — by a stand-in that raises _Delegated, while the block runs."""
+    """Replace each package function in `functions` — where it is defined (a module, or a class for a method), in
+    every lora_edu module that imports it, and wherever fn's namespace, closure or defaults name it — by a
+    stand-in that raises _Delegated, while the block runs. (It stops the easy way round an exercise, not a
+    determined one: the package is on the learner's disk.)"""
     space = getattr(fn, "__globals__", None)
     saved = []                                              # (namespace, name, original)
     for f in functions:
@@ -212,13 +218,22 @@ def _without(fn, functions):
         for part in f.__qualname__.split(".")[:-1]:
             owner = getattr(owner, part)
         saved.append((owner, f.__name__, f))
+        for name, module in list(sys.modules.items()):
+            if (name == "lora_edu" or name.startswith("lora_edu.")) and module is not None:
+                saved.extend((vars(module), k, v) for k, v in list(vars(module).items()) if v is f)
         if isinstance(space, dict):
             saved.extend((space, k, v) for k, v in list(space.items()) if v is f)
         saved.extend((cell, "cell_contents", f) for cell in getattr(fn, "__closure__", None) or ()
                      if _contents(cell) is f)
+    defaults = getattr(fn, "__defaults__", None)
+    if defaults and any(d is f for d in defaults for f in functions):
+        saved.append((fn, "__defaults__", defaults))
     try:
         for where, key, f in saved:
-            _put(where, key, _stand_in(f))
+            if key == "__defaults__":
+                _put(where, key, tuple(_stand_in(d) if any(d is g for g in functions) else d for d in f))
+            else:
+                _put(where, key, _stand_in(f))
         yield
     finally:
         armed, _state.armed = getattr(_state, "armed", False), False   # no alarm halfway through the restore
@@ -229,11 +244,19 @@ def _without(fn, functions):
 
 # ---- helpers for judges -------------------------------------------------------------------------------------
 
+def _said(x, text=str) -> str:
+    """str(x) (or repr), or a stand-in when that itself fails: a learner's object may break even its own printing."""
+    try:
+        return text(x)
+    except Exception:
+        return f"<a {type(x).__name__} that cannot be printed>"
+
+
 def describe(x, limit: int = 60) -> str:
     """A short, readable form of a value for messages."""
-    if isinstance(x, np.ndarray):
+    if isinstance(x, np.ndarray) and x.size <= 10_000:
         x = x.tolist()
-    s = repr(x)
+    s = _said(x, repr)
     return s if len(s) <= limit else s[: limit - 1] + "…"
 
 
@@ -277,15 +300,18 @@ def as_matrix_answer(answer, name: str = "your matrix") -> np.ndarray:
 
 
 def call(fn, args: tuple, name: str, shown: str | None = None):
-    """Call the learner's function: NotImplementedError means not attempted; another exception, a call of a
-    function the exercise forbids, sys.exit or running out of time is reported, never propagated.
+    """Call the learner's function on copies of args: NotImplementedError means not attempted; another exception,
+    a call of a function the exercise forbids, sys.exit or running out of time is reported, never propagated.
 
     `shown` describes the arguments in messages (default: their short reprs).
     """
     if not callable(fn):
         raise Wrong(f"{name} should be a function; got {describe(fn)} ({type(fn).__name__})")
     shown = ", ".join(describe(a) for a in args) if shown is None else shown
+    args = copy.deepcopy(args)               # what the function does to its arguments cannot reach the check's
     try:
+        if isinstance(fn, functools.partial) and any(fn.func is f for f in getattr(_state, "forbidden", ())):
+            raise _Delegated(f"{fn.func.__module__}.{fn.func.__qualname__}")
         with _without(fn, getattr(_state, "forbidden", ())):
             out = fn(*args)
     except NotImplementedError:
@@ -297,10 +323,11 @@ def call(fn, args: tuple, name: str, shown: str | None = None):
         raise Stopped(f"{name}({shown}) did not finish within {_state.limit:g} s and was stopped: is there a "
                       "loop that never ends?") from None
     except SystemExit as e:
-        raise Stopped(f"{name}({shown}) called sys.exit({'' if e.code is None else repr(e.code)}), which would end "
-                      "the whole notebook; return a value instead.") from None
+        code = "" if e.code is None else describe(e.code)
+        raise Stopped(f"{name}({shown}) called sys.exit({code}), which would end the whole notebook; return a value "
+                      "instead.") from None
     except Exception as e:
-        raise Wrong(f"{name}({shown}) raised {type(e).__name__}: {e}") from None
+        raise Wrong(f"{name}({shown}) raised {type(e).__name__}: {_said(e)}") from None
     if getattr(_state, "expired", False) and getattr(_state, "armed", False):
         raise Stopped(f"{name}({shown}) ran past the {_state.limit:g} s time limit (it caught the interruption "
                       "and went on).")

@@ -88,6 +88,7 @@ def _my_rank(fn):
         if isinstance(got, bool) or not isinstance(got, numbers.Integral):
             return (f"my_rank({describe(case)}) returned {describe(got)} ({type(got).__name__}); "
                     "a rank is a whole number: return an int.")
+        got = int(got)                                   # a plain int: its own == is the one compared
         if got != want:
             return f"my_rank({describe(case)}) returned {got}; expected {want}.{note}"
     return None

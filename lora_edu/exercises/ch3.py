@@ -12,8 +12,8 @@ def _shapes(answer):
     if not isinstance(answer, (tuple, list)) or len(answer) != 2:
         raise Wrong(f"answer with a pair (shape of W, shape of nn.Linear.weight); got {describe(answer)}.")
     try:
-        w, t = (tuple(int(d) for d in a) for a in answer)
-    except (TypeError, ValueError):
+        w, t = (tuple(as_int(d, "a dimension", lo=1) for d in a) for a in answer)
+    except (TypeError, Wrong):
         raise Wrong(f"each shape should be a pair of whole numbers like (2, 5); got {describe(answer)}.") from None
     if w == (3072, 768) and t == (768, 3072):
         return "the two are swapped: in Y = XW + b the rows of W match the inputs; PyTorch stores the transpose."

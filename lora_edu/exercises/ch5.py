@@ -69,7 +69,7 @@ def _as_char(got, name, prompt):
         raise Wrong(f"{name}(model, {prompt!r}) returned the token id {got}; return the character it stands for.")
     if not isinstance(got, str):
         raise Wrong(f"{name}(model, {prompt!r}) should return a str; got {describe(got)} ({type(got).__name__}).")
-    return got
+    return str.__str__(got)                              # a plain str: its own == is the one compared
 
 
 def _next_byte(fn):
@@ -163,6 +163,7 @@ def _greedy(fn):
         got = call(fn, (model, prompt, n), "greedy", f"model, {prompt!r}, {n}")
         if not isinstance(got, str):
             return f"greedy(model, {prompt!r}, {n}) should return a str; got {describe(got)} ({type(got).__name__})."
+        got = str.__str__(got)
         if got == want[len(prompt):]:
             return f"greedy(model, {prompt!r}, {n}) returned only the new bytes; return the prompt followed by them."
         if got != want:
