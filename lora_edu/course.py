@@ -353,7 +353,8 @@ def grade_notebook(path, timeout: float = TIMEOUT, threads: int | None = None, k
     """Grade one submission: {"file", "chapter", "score", "out_of", "exercises": {id: {"verdict", "message"}}}, plus
     "error" when the file could not be graded at all."""
     started = time.monotonic()
-    result = {"file": str(path), "chapter": None, "title": None, "score": 0, "out_of": 0, "exercises": {}}
+    result = {"file": str(path), "chapter": None, "title": None, "score": 0, "out_of": 0, "exercises": {},
+              "notes": []}
     key = answer_key() if key is None else key
     path = Path(path)
     if path.is_symlink():
@@ -386,9 +387,11 @@ def grade_notebook(path, timeout: float = TIMEOUT, threads: int | None = None, k
             at[e["id"]] = hits[-1]
         else:
             verdicts[e["id"]] = {"verdict": "tampered",
-                                 "message": f"no cell runs the check line `{e['check']}`: it was changed or removed"}
+                                 "message": f"no cell runs the check line `{e['check']}` as the student edition has "
+                                            "it: it was changed (renaming the answer counts) or removed"}
     threads = threads or os.cpu_count() or 1
     stopped = "the kernel stopped before this exercise's cell ran"
+    failed = []                                               # other cells that raised or ran out of time
     with tempfile.TemporaryDirectory(prefix="lora-edu-grade-") as cwd:
         kernel = None
         try:
@@ -400,7 +403,10 @@ def grade_notebook(path, timeout: float = TIMEOUT, threads: int | None = None, k
                 raise RuntimeError(f"the grading kernel cannot import lora_edu.exercises: {detail}")
             for i, source in enumerate(cells):
                 outcome, _, detail = kernel.run(source, timeout)
-                for e in (e for e in ref["exercises"] if at.get(e["id"]) == i):
+                waiting = [e for e in ref["exercises"] if at.get(e["id"]) == i]
+                if outcome != "ok" and not waiting:
+                    failed.append(f"{i + 1} ({detail})")
+                for e in waiting:
                     if outcome != "ok":
                         verdicts[e["id"]] = {"verdict": "error", "message": f"the exercise's cell failed: {detail}"}
                         continue
@@ -421,6 +427,12 @@ def grade_notebook(path, timeout: float = TIMEOUT, threads: int | None = None, k
         verdicts.setdefault(e["id"], {"verdict": "error", "message": stopped})
     result["exercises"] = {e["id"]: verdicts[e["id"]] for e in ref["exercises"]}
     result["score"] = sum(v["verdict"] == "correct" for v in result["exercises"].values())
+    if any(BEGIN in source for source in cells):
+        result["notes"].append(f"it holds the reference chapter's solution markers ({BEGIN}): a copy of the "
+                               "reference?")
+    if failed:
+        result["notes"].append(f"{len(failed)} other code cell(s) failed: " + "; ".join(failed[:5])
+                               + (" …" if len(failed) > 5 else ""))
     result["seconds"] = round(time.monotonic() - started, 1)
     return result
 
@@ -446,7 +458,7 @@ def submissions(paths) -> list[Path]:
 
 
 def _failed(f, e: BaseException) -> dict:
-    return {"file": str(f), "chapter": None, "title": None, "score": 0, "out_of": 0, "exercises": {},
+    return {"file": str(f), "chapter": None, "title": None, "score": 0, "out_of": 0, "exercises": {}, "notes": [],
             "error": f"grading failed: {type(e).__name__}: {e}"}
 
 
@@ -493,10 +505,11 @@ def gradebook_csv(results) -> str:
     ids = _ids(results)
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
-    w.writerow(["file", "chapter", "score", "out_of", *ids, "error"])
+    w.writerow(["file", "chapter", "score", "out_of", *ids, "error", "notes"])
     for r in results:
         w.writerow([r["file"], r["chapter"] if r["chapter"] is not None else "", r["score"], r["out_of"],
-                    *(r["exercises"].get(i, {}).get("verdict", "") for i in ids), r.get("error", "")])
+                    *(r["exercises"].get(i, {}).get("verdict", "") for i in ids), r.get("error", ""),
+                    "; ".join(r.get("notes", []))])
     return out.getvalue()
 
 
@@ -512,7 +525,7 @@ def report_text(results) -> str:
             shown = v["verdict"] in ("wrong", "error", "tampered")
             message = re.sub(r"^Exercise [\d.]+: not yet — ", "", v["message"]) if shown else ""
             lines.append(f"  {i:<5} {v['verdict']:<14} {message}".rstrip())
-        lines.append("")
+        lines += [f"  note: {n}" for n in r.get("notes", [])] + [""]
     return "\n".join(lines)
 
 

@@ -252,14 +252,17 @@ def test_the_command_refuses_what_it_cannot_grade(tmp_path, capsys):
 def test_report_and_gradebook():
     results = [{"file": "a.ipynb", "chapter": 1, "title": "Matrix rank", "score": 1, "out_of": 2,
                 "exercises": {"1.1": {"verdict": "correct", "message": "Exercise 1.1: correct — fine."},
-                              "1.10": {"verdict": "wrong", "message": "Exercise 1.10: not yet — no, 3."}}},
+                              "1.10": {"verdict": "wrong", "message": "Exercise 1.10: not yet — no, 3."}},
+                "notes": ["a", "b"]},
                {"file": "b.ipynb", "chapter": None, "score": 0, "out_of": 0, "exercises": {}, "error": "unreadable"}]
     text = report_text(results)
     assert "a.ipynb — chapter 1 (Matrix rank): 1 / 2" in text and "  1.10  wrong          no, 3." in text
     assert "  1.1   correct\n" in text and "b.ipynb: not graded — unreadable" in text
     rows = list(csv.reader(io.StringIO(gradebook_csv(results))))
-    assert rows == [["file", "chapter", "score", "out_of", "1.1", "1.10", "error"],
-                    ["a.ipynb", "1", "1", "2", "correct", "wrong", ""], ["b.ipynb", "", "0", "0", "", "", "unreadable"]]
+    assert rows == [["file", "chapter", "score", "out_of", "1.1", "1.10", "error", "notes"],
+                    ["a.ipynb", "1", "1", "2", "correct", "wrong", "", "a; b"],
+                    ["b.ipynb", "", "0", "0", "", "", "unreadable", ""]]
+    assert "  note: a\n  note: b\n" in text
 
 
 # ---- grading whole submissions -----------------------------------------------------------------------------------
@@ -325,6 +328,7 @@ def test_reference_solutions_grade_all_correct(a_class):
         r = results[f"solved_{k}.ipynb"]
         assert r["chapter"] == k and r["score"] == r["out_of"] == len(KEY[str(k)]["exercises"]), r
         assert set(verdicts(r).values()) == {"correct"}
+        assert r["notes"] == [f"it holds the reference chapter's solution markers ({BEGIN}): a copy of the reference?"]
     assert "solved_1.ipynb — chapter 1 (Matrix rank): 5 / 5" in out
 
 
@@ -332,7 +336,7 @@ def test_untouched_student_editions_grade_all_not_attempted(a_class):
     _, results, _ = a_class
     for k in range(1, 7):
         r = results[f"untouched_{k}.ipynb"]
-        assert r["chapter"] == k and r["score"] == 0 and "error" not in r, r
+        assert r["chapter"] == k and r["score"] == 0 and "error" not in r and r["notes"] == [], r
         assert list(verdicts(r)) == [e["id"] for e in KEY[str(k)]["exercises"]]
         assert set(verdicts(r).values()) == {"not attempted"}, r
         assert all("not attempted yet" in v["message"] for v in r["exercises"].values())
@@ -361,8 +365,10 @@ def crafted(tmp_path_factory):
     edit(nb, "2.1", before="import sys\nsys.exit(1)")
     edit(nb, "2.2", source="from lora_edu.svd import rank_factorize\nC = ex.factor_it.data['C']\n"
                            "M_C, N_C = rank_factorize(C)\nex.factor_it.check((M_C, N_C))")
-    edit(nb, "2.3", source=next(c.source for c in solved[2].cells if "ex.smallest_rank.check" in c.source))
+    reference = next(c.source for c in solved[2].cells if "ex.smallest_rank.check" in c.source)
+    edit(nb, "2.3", source="\n".join(ln for ln in reference.splitlines() if "SOLUTION" not in ln))
     edit(nb, "2.5", source="answer_5 = 188\nex.break_even.check(answer_5)")
+    nb.cells.insert(5, nbformat.v4.new_code_cell("print(my_typo)"))          # a cell of the learner's that fails
     nbformat.write(nb, folder / "Ada Lovelace - chapter two (final).ipynb")
 
     nb = student[3]
@@ -395,6 +401,7 @@ def test_other_correct_answers_are_correct_and_wrong_ones_wrong(crafted):
                              "2.5": "wrong"}
     assert "150,400 numbers — not fewer than the 150,000" in message(ada, "2.5")
     assert "not attempted yet" in message(ada, "2.4")                    # whatever its stored output says
+    assert ada["notes"] == ["1 other code cell(s) failed: 3 (it raised NameError: name 'my_typo' is not defined)"]
     dies = results["dies.ipynb"]
     assert verdicts(dies)["3.1"] == "correct" and verdicts(dies)["3.2"] == "wrong"
     assert "counts only the weights" in message(dies, "3.2")
@@ -415,6 +422,7 @@ def test_a_changed_check_line_is_tampering_and_a_fake_checker_changes_nothing(cr
     out, results, _ = crafted
     sly = results["sly.ipynb"]
     assert verdicts(sly)["4.3"] == "tampered" and "ex.merge_weight.check(merge_weight)" in message(sly, "4.3")
+    assert "renaming the answer counts" in message(sly, "4.3")
     assert verdicts(sly)["4.4"] == "not attempted"                       # its own ✓ printer fooled no one
     assert "4.3   tampered" in out
 

@@ -116,7 +116,7 @@ class Exercise:
     def hint(self) -> None:
         """Print the next hint; calling again gives a stronger one."""
         i = min(self._hints_shown, len(self.hints) - 1)
-        last = self._hints_shown >= len(self.hints)
+        last = i == len(self.hints) - 1
         self._hints_shown += 1
         more = " (that was the last hint; .solution() shows a worked solution)" if last else ""
         print(f"Hint {i + 1} of {len(self.hints)} for exercise {self.number}: {self.hints[i]}{more}")
@@ -282,6 +282,8 @@ def as_int(answer, what: str = "your answer", lo: int | None = 0) -> int:
 def as_matrix_answer(answer, name: str = "your matrix") -> np.ndarray:
     """A finite real 2-D float array from an array, nested list or tensor, or `Wrong` saying what is wrong."""
     from .._checks import as_matrix
+    if answer is None:
+        raise Wrong(f"{name} is None: does the function `return` it?")
     arr = answer
     if not (hasattr(answer, "detach") and hasattr(answer, "cpu")):       # tensors: as_matrix reads them itself
         try:

@@ -41,11 +41,10 @@ A product `M @ N` of a 4×2 and a 2×4 matrix, each of rank 2, works too (chapte
 def _predict(answer):
     k = as_int(answer)
     if k > 2:
-        return f"rank(AB) cannot be {k}: property 2 bounds it by the smaller of rank A and rank B."
+        return f"rank(AB) cannot be {k}: property 2 gives an upper bound for it. What is that bound here?"
     if k < 2:
-        return (f"rank(AB) cannot drop to {k} here. B is 3×5 with rank 3: its three rows are independent, so "
-                "multiplying by B loses nothing that A holds. Try it: from lora_edu.rank import random_low_rank, "
-                "then matrix_rank(random_low_rank(4, 3, 2) @ random_low_rank(3, 5, 3)).")
+        return (f"rank(AB) does not drop to {k} here. Think about what multiplying by B — 3×5, of rank 3 — can lose "
+                "of what A holds.")
     return None
 
 
@@ -152,10 +151,9 @@ answer = 1e-6               # any value between s[2] and s[1] works; 1e-6 is far
 def _zero_row_sums(answer):
     k = as_int(answer)
     if k == 4:
-        return ("if every row sums to zero, then column 1 + column 2 + column 3 + column 4 = 0: the four columns "
-                "are dependent, so the rank is below 4.")
+        return "if every row sums to zero, what do the four columns add up to? And what does that do to the rank?"
     if k > 4:
-        return f"a 10×4 matrix has rank ≤ min(10, 4) = 4 (property 1), so it cannot be {k}; and it is even less here."
+        return f"a 10×4 matrix has rank ≤ min(10, 4) = 4 (property 1), so it cannot be {k}."
     if k < 3:
         return (f"rank {k} is possible, but not the largest: look for more rows that each sum to zero and are "
                 "independent of one another.")

@@ -96,7 +96,7 @@ answer = int(np.argmax(errors < 0.05)) + 1""",
 
 
 _COMPRESS_CASES = [((40, 30), 0.2, 1), ((25, 60), 0.5, 2), ((50, 50), 0.04, 3), ((12, 80), 0.9, 4),
-                   ((30, 20), 1.0, 5)]
+                   ((30, 20), 1.0, 5), ((50, 50), 0.01, 6)]    # the last: a budget below rank 1, so rank 1
 
 
 def _budget_rank(m, n, share):

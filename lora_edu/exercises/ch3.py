@@ -11,16 +11,17 @@ __all__ = ["layer_shapes", "param_count", "mlp_forward", "to_torch"]
 def _shapes(answer):
     if not isinstance(answer, (tuple, list)) or len(answer) != 2:
         raise Wrong(f"answer with a pair (shape of W, shape of nn.Linear.weight); got {describe(answer)}.")
+    if not all(isinstance(a, (tuple, list, np.ndarray)) and len(a) == 2 for a in answer):
+        raise Wrong(f"answer with two shapes, ((a, b), (c, d)); got {describe(answer)}.")
     try:
         w, t = (tuple(as_int(d, "a dimension", lo=1) for d in a) for a in answer)
     except (TypeError, Wrong):
         raise Wrong(f"each shape should be a pair of whole numbers like (2, 5); got {describe(answer)}.") from None
-    if w == (3072, 768) and t == (768, 3072):
-        return "the two are swapped: in Y = XW + b the rows of W match the inputs; PyTorch stores the transpose."
     if w != (768, 3072):
-        return f"W has one row per input and one column per neuron; {w} is not that."
+        return f"W is not {w}: in Y = XW + b, which dimension do the rows of W match, and which its columns?"
     if t != (3072, 768):
-        return f"nn.Linear.weight is (out_features, in_features); {t} is not that."
+        return (f"nn.Linear.weight is not {t}: print nn.Linear(2, 5).weight.shape and see which way round PyTorch "
+                "stores it.")
     return None
 
 
@@ -100,13 +101,17 @@ def _to_torch(layer):
         return f"your layer is nn.Linear({layer.in_features}, {layer.out_features}); W maps 3 inputs to 6 neurons."
     if layer.bias is None:
         return "your layer has no bias; create it with bias=True (the default)."
+    if tuple(layer.weight.shape) != (6, 3) or tuple(layer.bias.shape) != (6,):
+        return (f"your layer's weight has shape {tuple(layer.weight.shape)} and its bias {tuple(layer.bias.shape)}; "
+                "nn.Linear(3, 6) has weight (6, 3) and bias (6,).")
     weight = layer.weight.detach().double().numpy()
     X = np.random.default_rng(0).standard_normal((5, 3))
     with torch.no_grad():
         got = layer(torch.tensor(X, dtype=layer.weight.dtype)).double().numpy()
     if not np.allclose(got, X @ _W + _b, atol=1e-5):
         if not np.allclose(weight, _W.T, atol=1e-6):
-            return "layer.weight must hold Wᵀ (shape (6, 3)): nn.Linear computes x @ weight.T + bias."
+            return ("layer.weight does not hold what it should: nn.Linear computes x @ weight.T + bias. What must "
+                    "weight be for that to equal x @ W?")
         return "the weight is right, but the bias differs from b."
     return None
 

@@ -93,6 +93,8 @@ def merge_weight(W, M, N, scale):
 
 def _budget_rank(answer):
     r = as_int(answer, "the rank", lo=1)
+    if r > 4096:
+        return f"the rank can be at most 4096, the width of q_proj and v_proj; got {r}."
     have = lora_param_count("llama-2-7b", r, ["q_proj", "v_proj"]).trainable
     if have < 10_000_000:
         return f"at r = {r} LoRA on q_proj and v_proj trains {have:,} parameters, fewer than 10,000,000."
