@@ -349,12 +349,16 @@ def _verdict(outcome: str, outputs: list, detail: str, exercise: dict, token: st
     return payload["status"], payload["message"]
 
 
+def _row(path) -> dict:
+    """A submission's result before grading: nothing scored yet."""
+    return {"file": str(path), "chapter": None, "title": None, "score": 0, "out_of": 0, "exercises": {}, "notes": []}
+
+
 def grade_notebook(path, timeout: float = TIMEOUT, threads: int | None = None, key: dict | None = None) -> dict:
     """Grade one submission: {"file", "chapter", "score", "out_of", "exercises": {id: {"verdict", "message"}}}, plus
     "error" when the file could not be graded at all."""
     started = time.monotonic()
-    result = {"file": str(path), "chapter": None, "title": None, "score": 0, "out_of": 0, "exercises": {},
-              "notes": []}
+    result = _row(path)
     key = answer_key() if key is None else key
     path = Path(path)
     if path.is_symlink():
@@ -458,8 +462,7 @@ def submissions(paths) -> list[Path]:
 
 
 def _failed(f, e: BaseException) -> dict:
-    return {"file": str(f), "chapter": None, "title": None, "score": 0, "out_of": 0, "exercises": {}, "notes": [],
-            "error": f"grading failed: {type(e).__name__}: {e}"}
+    return {**_row(f), "error": f"grading failed: {type(e).__name__}: {e}"}
 
 
 def grade(paths, timeout: float = TIMEOUT, jobs: int | None = None, progress: bool = True) -> list[dict]:

@@ -103,20 +103,9 @@ def test_predict_product_rank():
     assert status(ch1.predict_product_rank, np.array(2)) == "correct"
 
 
-def _my_rank(M):
-    R = [[Fraction(x) for x in row] for row in M]
-    m, n = len(R), len(R[0])
-    rank = 0
-    for col in range(n):
-        p = next((i for i in range(rank, m) if R[i][col] != 0), None)
-        if p is None:
-            continue
-        R[rank], R[p] = R[p], R[rank]
-        for i in range(rank + 1, m):
-            f = R[i][col] / R[rank][col]
-            R[i] = [a - f * b for a, b in zip(R[i], R[rank])]
-        rank += 1
-    return rank
+_solved = {"Fraction": Fraction}
+exec(ch1.my_rank._solution, _solved)          # the worked solution that .solution() prints is itself correct
+_my_rank = _solved["my_rank"]
 
 
 def test_my_rank():
