@@ -4,7 +4,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["singular_values", "reconstruction", "error_curve", "loss_curves", "rank_tradeoff"]
+__all__ = ["unit_circle_map", "singular_values", "reconstruction", "error_curve", "loss_curves", "rank_tradeoff"]
 
 BLUE, ORANGE, GREY = "#1f77b4", "#ff7f0e", "#7f7f7f"
 
@@ -13,6 +13,56 @@ def _axes(ax, figsize):
     if ax is None:
         fig, ax = plt.subplots(figsize=figsize, layout="constrained")
     return ax.figure, ax
+
+
+def unit_circle_map(A, axes=None, title=None):
+    """The unit circle and its image {A x : |x| = 1} for a 2×2 matrix A, with A vᵢ = σᵢ uᵢ drawn as arrows.
+
+    The image is an ellipse with semi-axes σ₁u₁ and σ₂u₂ — a segment when rank A = 1, a point when A = 0. The
+    left panel marks the null space (the inputs A sends to zero) when there is one; the right one the column space.
+    """
+    A = np.asarray(A, dtype=float)
+    if A.shape != (2, 2) or not np.isfinite(A).all():
+        raise ValueError(f"A must be a finite 2×2 matrix; got shape {A.shape}")
+    if axes is None:
+        fig, axes = plt.subplots(1, 2, figsize=(8.4, 4), layout="constrained")
+    fig = axes[0].figure
+    U, s, Vt = np.linalg.svd(A)
+    flip = np.where(Vt[:, 0] < 0, -1.0, 1.0)                    # the signs are free: point v₁, v₂ to the right
+    U, Vt = U * flip, Vt * flip[:, None]
+    rank = int((s > s[0] * 2 * np.finfo(float).eps).sum()) if s[0] > 0 else 0
+    t = np.linspace(0, 2 * np.pi, 241)
+    circle = np.stack([np.cos(t), np.sin(t)])                   # (2, 241): inputs x as columns
+    image = A @ circle                                           # (2, 241): outputs A x
+    marks = np.linspace(0, 2 * np.pi, 13)[:-1]                   # 12 coloured inputs, to follow each one
+    dots = np.stack([np.cos(marks), np.sin(marks)])
+    colors = plt.cm.hsv(np.linspace(0, 1, 12, endpoint=False))
+    lim = max(1.2, 1.15 * s[0])
+    for ax, curve, pts, vecs, name in ((axes[0], circle, dots, Vt, "inputs x: the unit circle"),
+                                       (axes[1], image, A @ dots, (U * s).T, "outputs A x")):
+        ax.plot(*curve, color=GREY, lw=1.5)
+        ax.scatter(*pts, c=colors, s=22, zorder=3)
+        for i, (v, c) in enumerate(zip(vecs, (BLUE, ORANGE))):
+            if np.linalg.norm(v) > 1e-12:
+                ax.annotate("", xy=v, xytext=(0, 0), arrowprops=dict(arrowstyle="-|>", color=c, lw=2))
+        ax.axhline(0, color=GREY, lw=0.5)
+        ax.axvline(0, color=GREY, lw=0.5)
+        ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal", title=name)
+    axes[0].plot([], [], color=BLUE, lw=2, label="v₁")
+    axes[0].plot([], [], color=ORANGE, lw=2, label="v₂")
+    axes[1].plot([], [], color=BLUE, lw=2, label=f"A v₁ = σ₁u₁ (σ₁ = {s[0]:.2f})")
+    axes[1].plot([], [], color=ORANGE, lw=2, label=f"A v₂ = σ₂u₂ (σ₂ = {s[1]:.2f})")
+    if rank < 2:                                                 # a direction of inputs that A sends to zero
+        n = Vt[-1] * lim
+        axes[0].plot([-n[0], n[0]], [-n[1], n[1]], color="#d62728", ls="--", lw=1.2, label="null space")
+    if rank == 1:
+        c = U[:, 0] * lim
+        axes[1].plot([-c[0], c[0]], [-c[1], c[1]], color="#2ca02c", ls=":", lw=1.2, label="column space (a line)")
+    for ax in axes:
+        ax.legend(loc="lower left", fontsize=7)
+    fig.suptitle(title or f"rank {rank}: the circle becomes " + ("an ellipse", "a segment", "a point")[2 - rank],
+                 fontsize=10)
+    return fig
 
 
 def singular_values(s, tol=None, default_tol=None, r=None, ax=None, title="Singular values"):

@@ -17,7 +17,7 @@ from ._checks import as_matrix, check_int, check_real
 from .rank import resolve_tol
 from .svd import SVDFactorizer
 
-__all__ = ["Panel", "figure_png", "image_png", "noise_rank_slider", "photo_rank_slider", "matrix_rank_slider",
+__all__ = ["Panel", "figure_png", "image_png", "circle_rank_slider", "noise_rank_slider", "photo_rank_slider", "matrix_rank_slider",
            "lora_calculator", "sweep_slider"]
 
 
@@ -76,6 +76,30 @@ def _log_slider(value, lo_exp, hi_exp, description):
     return W.FloatLogSlider(value=value, base=10, min=lo_exp, max=hi_exp, step=0.25, description=description,
                             continuous_update=False, readout_format=".0e",
                             style={"description_width": "initial"}, layout=W.Layout(width="420px"))
+
+
+def circle_rank_slider(A=((2.0, 1.0), (1.0, 0.5)), D=((0.0, 0.0), (0.0, 1.0)), t: float = 1.0) -> Panel:
+    """Slider t over the 2×2 matrix A + t·D: the unit circle's image, σ₁, σ₂, det and rank as t moves."""
+    A, D = as_matrix(A, "A"), as_matrix(D, "D")
+    if A.shape != (2, 2) or D.shape != (2, 2):
+        raise ValueError(f"A and D must be 2×2; got shapes {A.shape} and {D.shape}")
+    t = check_real(t, "t", lo=0.0, hi=2.0)
+
+    def draw(t):
+        At = A + t * D
+        s = np.linalg.svd(At, compute_uv=False)
+        rank = int((s > resolve_tol(s, At)).sum())
+        values = {"t": t, "matrix": At, "singular_values": s, "det": float(np.linalg.det(At)), "rank": rank,
+                  "area": float(np.pi * s[0] * s[1])}
+        rows = " ; ".join(", ".join(f"{x:.2f}" for x in row) for row in At)
+        text = (f"t = {t:.2f}: A = [{rows}] · σ₁ = {s[0]:.3f}, σ₂ = {s[1]:.3f} · det = {values['det']:.3f} · "
+                f"area of the image π·σ₁·σ₂ = {values['area']:.3f} · <b>rank {rank}</b>")
+        return values, text, figure_png(plots.unit_circle_map(At))
+
+    slider = W.FloatSlider(value=t, min=0.0, max=2.0, step=0.05, description="t", continuous_update=False,
+                           readout_format=".2f", style={"description_width": "initial"},
+                           layout=W.Layout(width="420px"))
+    return Panel({"t": slider}, draw)
 
 
 def noise_rank_slider(A=None, noise: float = 1e-9, tol: float = 1e-10, seed: int = 0) -> Panel:

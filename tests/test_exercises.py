@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from lora_edu.exercises import Exercise, Verdict, ch1, ch2, ch3, ch4, ch5, ch6
-from lora_edu.rank import rank_by_elimination
+from lora_edu.rank import effective_rank, energy_share, matrix_rank, singular_values
 
 
 def status(ex, answer):
@@ -31,9 +31,9 @@ def boom(*args):
     raise ZeroDivisionError("division by zero")
 
 
-ALL = [ch1.rank_two, ch1.predict_product_rank, ch1.my_rank, ch1.tolerance, ch1.zero_row_sums,
-       ch2.storage_count, ch2.factor_it, ch2.smallest_rank, ch2.compress, ch2.break_even,
-       ch3.layer_shapes, ch3.param_count, ch3.mlp_forward, ch3.to_torch,
+ALL = [ch1.rank_two, ch1.predict_product_rank, ch1.lose_rank, ch1.window, ch1.zero_row_sums,
+       ch2.factor_ranks, ch2.factor_it, ch2.ellipse_error, ch2.compress, ch2.break_even,
+       ch3.layer_shapes, ch3.bottleneck_rank, ch3.blind_spot, ch3.fused_layer,
        ch4.adapter_size, ch4.lora_forward, ch4.merge_weight, ch4.budget_rank,
        ch5.adapter_params, ch5.next_byte, ch5.lora_update, ch5.greedy,
        ch6.directions_for, ch6.cheapest_rank, ch6.chance_overlap]
@@ -47,7 +47,7 @@ def test_placeholder_is_not_attempted_and_correct_message_does_not_depend_on_ans
     assert status(ex, not_implemented) in ("not attempted", "wrong")   # functions: not attempted
 
 
-@pytest.mark.parametrize("ex", [ch1.my_rank, ch2.compress, ch6.directions_for, ch6.cheapest_rank,
+@pytest.mark.parametrize("ex", [ch1.window, ch2.compress, ch6.directions_for, ch6.cheapest_rank,
                                 ch6.chance_overlap], ids=lambda e: e.number)
 def test_function_exercises(ex):
     assert status(ex, not_implemented) == "not attempted"
@@ -103,63 +103,40 @@ def test_predict_product_rank():
     assert status(ch1.predict_product_rank, np.array(2)) == "correct"
 
 
-_solved = {"Fraction": Fraction}
-exec(ch1.my_rank._solution, _solved)          # the worked solution that .solution() prints is itself correct
-_my_rank = _solved["my_rank"]
+def test_lose_rank():
+    A, B = np.diag([1, 1, 0]), np.array([[1, 0, 0], [0, 0, 0], [0, 0, 1]])
+    assert status(ch1.lose_rank, (A, B)) == "correct"
+    assert status(ch1.lose_rank, [A.tolist(), B.tolist()]) == "correct"
+    assert status(ch1.lose_rank, (A, np.array([[1, 1, 0], [0, 0, 0], [1, 2, 0]]))) == "correct"   # another plane
+    assert "nothing was lost" in message(ch1.lose_rank, (A, A))
+    assert "B has rank 3; the exercise asks for rank 2" in message(ch1.lose_rank, (A, np.eye(3)))
+    assert "A has rank 1" in message(ch1.lose_rank, (np.diag([1, 0, 0]), B))
+    assert "A has shape (2, 2); expected (3, 3)" in message(ch1.lose_rank, (np.eye(2), B))
+    assert "answer with a pair (A, B)" in message(ch1.lose_rank, A)
+    assert "answer with a pair (A, B)" in message(ch1.lose_rank, (A, B, A))
+    assert "NaN" in message(ch1.lose_rank, (A, np.full((3, 3), np.nan)))
 
 
-def test_my_rank():
-    good = _my_rank
-
-    def no_swap(M):  # a classic bug: assumes the pivot is on the diagonal
-        R = [[Fraction(x) for x in row] for row in M]
-        rank = 0
-        for col in range(len(R[0])):
-            if rank < len(R) and R[rank][col] != 0:
-                for i in range(rank + 1, len(R)):
-                    f = R[i][col] / R[rank][col]
-                    R[i] = [a - f * b for a, b in zip(R[i], R[rank])]
-                rank += 1
-        return rank
-
-    def advance_always(M):  # moves to the next row even when a column has no pivot
-        R = [[Fraction(x) for x in row] for row in M]
-        m, n = len(R), len(R[0])
-        rank = row = 0
-        for col in range(n):
-            if row >= m:
-                break
-            p = next((i for i in range(row, m) if R[i][col] != 0), None)
-            if p is not None:
-                R[row], R[p] = R[p], R[row]
-                for i in range(row + 1, m):
-                    f = R[i][col] / R[row][col]
-                    R[i] = [a - f * b for a, b in zip(R[i], R[row])]
-                rank += 1
-            row += 1
-        return rank
-
-    assert status(ch1.my_rank, good) == "correct"
-    assert "my_rank([[0, 1], [1, 0]]) returned 1; expected 2" in message(ch1.my_rank, no_swap)
-    assert "my_rank([[1, 2, 0], [2, 4, 1]]) returned 1; expected 2." in message(ch1.my_rank, advance_always)
-    floats = message(ch1.my_rank, lambda M: int(np.linalg.matrix_rank(np.array(M, dtype=float))))
-    assert floats.endswith("Floating-point arithmetic cannot see this one: use Fractions.")
-    assert "returned None (NoneType); a rank is a whole number" in message(ch1.my_rank, lambda M: None)
-    assert "returned 2.0 (float)" in message(ch1.my_rank, lambda M: float(good(M)))
-    delegated = "calls lora_edu.rank.rank_by_elimination, which does this exercise for you"
-    assert delegated in message(ch1.my_rank, lambda M: rank_by_elimination(M))
+_solved = {"singular_values": singular_values}
+exec(ch1.window._solution.split("The rank counts")[0], _solved)   # the worked solution that .solution() prints
+_window = _solved["window"]
 
 
-def test_tolerance():
-    assert status(ch1.tolerance, 1e-6) == "correct"
-    assert status(ch1.tolerance, 1) == "correct"
-    assert "numerical rank of X is 6: noise still counts" in message(ch1.tolerance, 1e-12)
-    assert "numerical rank of X is 0" in message(ch1.tolerance, 100.0)
-    assert "numerical rank of X is 1" in message(ch1.tolerance, 4.0)
-    assert "finite number ≥ 0" in message(ch1.tolerance, -1.0)
-    assert "should be a number" in message(ch1.tolerance, "1e-6")
-    assert status(ch1.tolerance, Fraction(1, 10**6)) == "correct" and status(ch1.tolerance, np.array(1e-6)) == "correct"
-    assert ch1.tolerance.data["X"].shape == (6, 6)
+def test_window():
+    assert status(ch1.window, _window) == "correct"
+    s = lambda M: singular_values(M)
+    assert "too narrow at lo" in message(ch1.window, lambda M, r: (s(M)[r - 1] / 2, s(M)[r - 1]))
+    assert "inside your window" in message(ch1.window, lambda M, r: (0.0, s(M)[r - 1]))           # lo too low
+    assert "inside your window" in message(ch1.window, lambda M, r: (_window(M, r)[0], 2 * s(M)[0]))
+    assert "too narrow at hi" in message(ch1.window, lambda M, r: (_window(M, r)[0], s(M)[r - 1] * 0.9))
+    off_by_one = lambda M, r: (s(M)[r - 1], s(M)[r - 2] if r > 1 else 2 * s(M)[0])               # σ_r, σ_(r−1)
+    assert status(ch1.window, off_by_one) == "wrong"
+    assert "expected a pair (lo, hi)" in message(ch1.window, lambda M, r: 3)
+    assert "expected 0 ≤ lo ≤ hi" in message(ch1.window, lambda M, r: (2.0, 1.0))
+    assert "should be a number" in message(ch1.window, lambda M, r: ("0", "1"))
+    assert "should be a number" in message(ch1.window, lambda M, r: (10 ** 5000, 1))
+    X = ch1.window.data["X"]
+    assert X.shape == (6, 6) and matrix_rank(X, tol=1e-6) == 2 and matrix_rank(X) == 6
 
 
 def test_zero_row_sums():
@@ -172,13 +149,22 @@ def test_zero_row_sums():
 
 # ---- chapter 2 ---------------------------------------------------------------------------------------------
 
-def test_storage_count():
-    assert status(ch2.storage_count, 61_440) == "correct"
-    assert "full matrix" in message(ch2.storage_count, 768 * 3072)
-    assert "count the entries of M and of N separately" in message(ch2.storage_count, 16 * 768 * 3072)
-    assert "counts only M" in message(ch2.storage_count, 16 * 768)
-    assert "counts only N" in message(ch2.storage_count, 16 * 3072)
-    assert message(ch2.storage_count, 5).endswith("5 is not it: M is m × r and N is r × n; add up their entries.")
+def test_factor_ranks():
+    assert status(ch2.factor_ranks, (20, 30)) == "correct"
+    assert status(ch2.factor_ranks, [20.0, np.int64(30)]) == "correct"
+    assert "rank Y = 19 is impossible" in message(ch2.factor_ranks, (19, 30))
+    assert "can be smaller than 30" in message(ch2.factor_ranks, (30, 30))
+    assert "rank Y can be larger than 20" in message(ch2.factor_ranks, (20, 20))
+    assert "only 30 columns" in message(ch2.factor_ranks, (20, 80))
+    assert "cannot exceed the largest" in message(ch2.factor_ranks, (30, 20))
+    assert "pair (smallest, largest)" in message(ch2.factor_ranks, 20)
+    # the claim itself: both ends are reached by real factors of a rank-20 product
+    rng = np.random.default_rng(0)
+    C, Z20 = rng.standard_normal((100, 20)), rng.standard_normal((20, 80))
+    Y_lo, Z_lo = np.hstack([C, np.zeros((100, 10))]), np.vstack([Z20, rng.standard_normal((10, 80))])
+    Y_hi, Z_hi = rng.standard_normal((100, 30)), rng.standard_normal((30, 20)) @ rng.standard_normal((20, 80))
+    for Y, Z, want in ((Y_lo, Z_lo, 20), (Y_hi, Z_hi, 30)):
+        assert matrix_rank(Y @ Z) == 20 and matrix_rank(Y) == want
 
 
 def test_factor_it():
@@ -197,14 +183,17 @@ def test_factor_it():
     assert "pair (M, N)" in message(ch2.factor_it, C)
 
 
-def test_smallest_rank():
-    f = ch2._photo_factorizer()
-    r = int(np.argmax(f.errors() < 0.05)) + 1
-    assert status(ch2.smallest_rank, r) == "correct"
-    assert "still not below 5 %" in message(ch2.smallest_rank, r - 1)
-    assert "but so does a smaller rank" in message(ch2.smallest_rank, r + 1)
-    assert str(r) not in message(ch2.smallest_rank, 512)                # never hands over the answer
-    assert "between 1 and 512" in message(ch2.smallest_rank, 0)
+def test_ellipse_error():
+    assert status(ch2.ellipse_error, np.sqrt(0.1)) == "correct"
+    assert status(ch2.ellipse_error, 0.3162) == "correct"
+    assert "compares σ₂ with σ₁ only" in message(ch2.ellipse_error, 1 / 3)
+    assert "ratio of energies" in message(ch2.ellipse_error, 0.1)
+    assert "between 0 and 1" in message(ch2.ellipse_error, 3)
+    assert "0.316" not in message(ch2.ellipse_error, 0.5)                 # never hands over the answer
+    U, _ = np.linalg.qr(np.random.default_rng(1).standard_normal((2, 2)))
+    A = U @ np.diag([3.0, 1.0])                                           # semi-axes 3 and 1
+    from lora_edu.svd import SVDFactorizer
+    assert status(ch2.ellipse_error, SVDFactorizer(A).error(1)) == "correct"
 
 
 def test_compress():
@@ -255,44 +244,51 @@ def test_layer_shapes():
     assert "answer with a pair" in message(ch3.layer_shapes, 768)
 
 
-def test_param_count():
-    assert status(ch3.param_count, 203_530) == "correct"
-    assert "counts only the weights" in message(ch3.param_count, 784 * 256 + 256 * 10)
-    assert "first layer only" in message(ch3.param_count, 784 * 256 + 256)
-    assert "is not it" in message(ch3.param_count, 1)
+def test_bottleneck_rank():
+    assert status(ch3.bottleneck_rank, 16) == "correct"
+    assert "cannot reach 768" in message(ch3.bottleneck_rank, 768)
+    assert "not the largest" in message(ch3.bottleneck_rank, 8)
+    rng = np.random.default_rng(0)                                   # the claim: random factors reach it
+    assert matrix_rank(rng.standard_normal((768, 16)) @ rng.standard_normal((16, 768))) == 16
 
 
-def test_mlp_forward():
-    good = lambda X, W1, b1, W2, b2: np.tanh(X @ W1 + b1) @ W2 + b2
-    assert status(ch3.mlp_forward, good) == "correct"
-    assert status(ch3.mlp_forward, not_implemented) == "not attempted"
-    assert "without the tanh" in message(ch3.mlp_forward, lambda X, W1, b1, W2, b2: (X @ W1 + b1) @ W2 + b2)
-    transposed = message(ch3.mlp_forward, lambda X, W1, b1, W2, b2: np.tanh(X @ W1.T + b1) @ W2 + b2)
-    assert "mlp_forward(X (4, 3), W1 (3, 6)" in transposed and "raised ValueError" in transposed
-    assert "returned shape (4, 6)" in message(ch3.mlp_forward, lambda X, W1, b1, W2, b2: np.tanh(X @ W1 + b1))
-    assert "the output is None: does the function `return` it?" in message(ch3.mlp_forward, lambda *args: None)
+def test_blind_spot():
+    W = ch3.blind_spot.data["W"]
+    assert matrix_rank(W) == 2
+    assert status(ch3.blind_spot, np.array([1.0, 1.0, -1.0, 0.0, 0.0])) == "correct"
+    assert status(ch3.blind_spot, [0, 0, 1, 0, -2]) == "correct"            # row 3 = 2 · row 5
+    assert status(ch3.blind_spot, np.linalg.svd(W.T)[2][-1]) == "correct"
+    assert status(ch3.blind_spot, np.linalg.svd(W.T)[2][-1].reshape(5, 1)) == "correct"
+    assert "not zero: the layer sees this input" in message(ch3.blind_spot, [1, 0, 0, 0, 0])
+    assert "find a nonzero x" in message(ch3.blind_spot, np.zeros(5))
+    assert "the layer takes 5 inputs" in message(ch3.blind_spot, np.ones(3))
+    assert "the layer takes 5 inputs" in message(ch3.blind_spot, np.ones((2, 5)))
+    assert "is None" in message(ch3.blind_spot, None)
+    assert "NaN" in message(ch3.blind_spot, [np.nan] * 5)
 
 
-def test_to_torch():
+def test_fused_layer():
     import torch
     import torch.nn as nn
-    W, b = ch3.to_torch.data["W"], ch3.to_torch.data["b"]
-    layer = nn.Linear(3, 6)
+    first, second = ch3.fused_layer.data["layers"]()
+    one = nn.Linear(3, 2)
     with torch.no_grad():
-        layer.weight.copy_(torch.tensor(W.T))
-        layer.bias.copy_(torch.tensor(b))
-    assert status(ch3.to_torch, layer) == "correct"
-    assert "nn.Linear(6, 3)" in message(ch3.to_torch, nn.Linear(6, 3))
-    assert "What must weight be" in message(ch3.to_torch, nn.Linear(3, 6))
-    wrong_way = nn.Linear(3, 6)
-    wrong_way.weight = nn.Parameter(torch.tensor(W, dtype=torch.float32))   # (3, 6): the common slip
-    assert "weight has shape (3, 6)" in message(ch3.to_torch, wrong_way)
-    no_bias = nn.Linear(3, 6)
+        one.weight.copy_(second.weight @ first.weight)
+        one.bias.copy_(second.weight @ first.bias + second.bias)
+    assert status(ch3.fused_layer, one) == "correct"
+    assert status(ch3.fused_layer, one.double()) == "correct"
     with torch.no_grad():
-        no_bias.weight.copy_(torch.tensor(W.T))
-    assert "the bias differs" in message(ch3.to_torch, no_bias)
-    assert "answer with an nn.Linear" in message(ch3.to_torch, W)
-    assert "no bias" in message(ch3.to_torch, nn.Linear(3, 6, bias=False))
+        one.bias.copy_(second.bias)                                  # the common slip: b₂ alone
+    assert "what does the pair output when x = 0" in message(ch3.fused_layer, one)
+    with torch.no_grad():
+        one.bias.copy_(second.weight @ first.bias + second.bias)
+        one.weight.copy_((first.weight.T @ second.weight.T).T * 1.5)
+    assert "its weight is off" in message(ch3.fused_layer, one)
+    assert "nn.Linear(2, 3)" in message(ch3.fused_layer, nn.Linear(2, 3))
+    assert "no bias" in message(ch3.fused_layer, nn.Linear(3, 2, bias=False))
+    assert "answer with an nn.Linear" in message(ch3.fused_layer, nn.Sequential(first, second))
+    a, b = ch3.fused_layer.data["layers"]()                          # fresh copies: the check's own are safe
+    assert torch.equal(a.weight, first.weight) and torch.equal(b.bias, second.bias)
 
 
 # ---- chapter 4 ---------------------------------------------------------------------------------------------
@@ -427,7 +423,7 @@ def test_chance_overlap():
 
 def test_no_verdict_gives_the_answer_away():
     """A ✓ says it is correct and adds a thought that spoils nothing; a ✗ on a value never names the value."""
-    for ex, answer in [(ch2.storage_count, 61_440), (ch2.break_even, 187), (ch3.param_count, 203_530),
+    for ex, answer in [(ch2.break_even, 187), (ch3.bottleneck_rank, 16),
                        (ch4.adapter_size, 65_536), (ch4.budget_rank, 20), (ch5.adapter_params, 16_384)]:
         assert ex.verdict(answer).ok
         for guess in (answer - 1, answer + 1, 1, answer):
@@ -449,11 +445,11 @@ def test_no_verdict_gives_the_answer_away():
 # ---- checks that cannot be broken by what they check --------------------------------------------------------
 
 def test_a_function_that_never_returns_is_stopped():
-    def forever(M):
+    def forever(M, r):
         while True:
             pass
 
-    def careless(M):                      # swallows every error, but not the clock
+    def careless(M, r):                      # swallows every error, but not the clock
         while True:
             try:
                 while True:
@@ -463,10 +459,10 @@ def test_a_function_that_never_returns_is_stopped():
 
     for fn in (forever, careless):
         started = time.monotonic()
-        v = ch1.my_rank.verdict(fn, time_limit=0.5)
+        v = ch1.window.verdict(fn, time_limit=0.5)
         assert v.status == "error" and "did not finish within 0.5 s" in v.message, v
         assert time.monotonic() - started < 5
-    assert ch1.my_rank.verdict(_my_rank, time_limit=5).ok          # the clock is off again afterwards
+    assert ch1.window.verdict(_window, time_limit=5).ok          # the clock is off again afterwards
     time.sleep(0.7)
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
 
@@ -478,23 +474,23 @@ def test_an_answer_that_never_finishes_being_checked_is_stopped():
         def forward(self, x):
             while True:
                 pass
-    v = ch3.to_torch.verdict(Endless(3, 6), time_limit=0.5)
+    v = ch3.fused_layer.verdict(Endless(3, 2), time_limit=0.5)
     assert v.status == "error" and "did not finish within 0.5 s" in v.message
 
 
 def test_sys_exit_and_other_escapes_become_a_cross():
-    def leave(M):
+    def leave(M, r):
         sys.exit(3)
-    v = ch1.my_rank.verdict(leave)
+    v = ch1.window.verdict(leave)
     assert v.status == "error" and "called sys.exit(3)" in v.message and str(v).startswith("✗")
-    assert "called sys.exit()" in ch1.my_rank.verdict(lambda M: sys.exit()).message
+    assert "called sys.exit()" in ch1.window.verdict(lambda M, r: sys.exit()).message
 
     class Leaves:
         def __array__(self, *args, **kwargs):
             raise SystemExit("bye")
     assert ch1.rank_two.verdict(Leaves()).status in ("wrong", "error")
     with pytest.raises(KeyboardInterrupt):                      # an interrupt still stops the check
-        ch1.my_rank.verdict(lambda M: (_ for _ in ()).throw(KeyboardInterrupt))
+        ch1.window.verdict(lambda M, r: (_ for _ in ()).throw(KeyboardInterrupt))
 
 
 def test_non_real_matrices_are_rejected():
@@ -511,7 +507,7 @@ def test_the_packages_own_solution_is_not_accepted_and_is_put_back():
     import lora_edu.sweep as sweep_module
     from lora_edu.gpt import GPT
     from lora_edu.rank import spectrum_summary
-    originals = (rank_module.spectrum_summary, rank_module.rank_by_elimination, sweep_module.cheapest_rank,
+    originals = (rank_module.spectrum_summary, rank_module.effective_rank, sweep_module.cheapest_rank,
                  GPT.generate)
     assert "lora_edu.rank.spectrum_summary" in message(ch6.directions_for,
                                                        lambda s, share: spectrum_summary(s, 1, share)[1])
@@ -521,7 +517,7 @@ def test_the_packages_own_solution_is_not_accepted_and_is_put_back():
         rows, tol))
     assert "lora_edu.gpt.GPT.generate" in message(ch5.greedy, lambda m, p, n: m.generate(p, n, temperature=0))
     assert status(ch6.directions_for, _directions_for) == "correct"
-    assert (rank_module.spectrum_summary, rank_module.rank_by_elimination, sweep_module.cheapest_rank,
+    assert (rank_module.spectrum_summary, rank_module.effective_rank, sweep_module.cheapest_rank,
             GPT.generate) == originals
     assert spectrum_summary([3.0, 1.0], 1, 0.9) == rank_module.spectrum_summary([3.0, 1.0], 1, 0.9)
 
@@ -531,7 +527,7 @@ def test_answers_that_lie_or_meddle_are_judged_by_what_they_are():
         __eq__ = lambda self, other: True
         __ne__ = lambda self, other: False
         __hash__ = int.__hash__
-    assert status(ch1.my_rank, lambda M: Liar(0)) == "wrong"
+    assert status(ch1.window, lambda M, r: Liar(0)) == "wrong"
 
     class Agreeable(str):
         __eq__ = lambda self, other: True
@@ -540,10 +536,10 @@ def test_answers_that_lie_or_meddle_are_judged_by_what_they_are():
     assert status(ch5.greedy, lambda m, p, n: Agreeable("?")) == "wrong"
     assert status(ch5.next_byte, lambda m, t: Agreeable("?")) == "wrong"
 
-    def erases(X, W1, b1, W2, b2):           # zeroes the check's data, then matches it
-        W2[:], b2[:] = 0, 0
-        return np.zeros((X.shape[0], W2.shape[1]))
-    assert status(ch3.mlp_forward, erases) == "wrong"
+    def erases(X, W, b, M, N, scale):       # zeroes the check's data, then matches it
+        W[:], b[:], N[:] = 0, 0, 0
+        return np.zeros((X.shape[0], W.shape[1]))
+    assert status(ch4.lora_forward, erases) == "wrong"
     assert status(ch4.merge_weight, lambda W, M, N, s: (M.__setitem__(slice(None), 0), W)[1]) == "wrong"
 
     def in_place(X, W, b, M, N, scale):     # careless, but right
@@ -557,11 +553,11 @@ def test_answers_that_lie_or_meddle_are_judged_by_what_they_are():
 def test_the_easy_ways_round_a_forbidden_function_are_closed():
     import functools
 
-    import lora_edu.exercises.ch1 as module
-    assert "rank_by_elimination" in message(ch1.my_rank, functools.partial(rank_by_elimination))
-    assert "rank_by_elimination" in message(ch1.my_rank, lambda M, r=rank_by_elimination: r(M))
-    assert "rank_by_elimination" in message(ch1.my_rank, lambda M: module.rank_by_elimination(M))
-    assert module.rank_by_elimination is rank_by_elimination
+    import lora_edu.exercises.ch6 as module
+    assert "effective_rank" in message(ch6.directions_for, functools.partial(effective_rank))
+    assert "energy_share" in message(ch6.directions_for, lambda s, share, e=energy_share: e(np.diag(s), 1))
+    assert "spectrum_summary" in message(ch6.directions_for, lambda s, share: module.spectrum_summary(s, 1, share)[1])
+    assert module.effective_rank is effective_rank and module.energy_share is energy_share
 
 
 def test_errors_that_cannot_even_be_printed_are_still_reported():
@@ -573,10 +569,10 @@ def test_errors_that_cannot_even_be_printed_are_still_reported():
         def __repr__(self):
             raise RuntimeError("no")
 
-    def raises(M):
+    def raises(M, r):
         raise Mute
 
-    assert "cannot be printed" in message(ch1.my_rank, raises)
-    assert "Unprintable that cannot be printed" in message(ch1.my_rank, lambda M: Unprintable())
-    assert "cannot be printed" in ch1.my_rank.verdict(lambda M: sys.exit(Unprintable())).message
-    assert status(ch1.my_rank, lambda M: 10 ** 5000) == "wrong"
+    assert "cannot be printed" in message(ch1.window, raises)
+    assert "Unprintable that cannot be printed" in message(ch1.window, lambda M, r: Unprintable())
+    assert "cannot be printed" in ch1.window.verdict(lambda M, r: sys.exit(Unprintable())).message
+    assert status(ch1.window, lambda M, r: 10 ** 5000) == "wrong"

@@ -58,6 +58,47 @@ def test_noise_slider_counts_the_rank_at_the_chosen_tolerance():
     assert f"tolerance {v['tol']:.1e}: {v['rank']}" in panel.readout.value
 
 
+def test_circle_slider_flattens_the_ellipse_as_the_rank_drops():
+    panel = widgets.circle_rank_slider(t=1.0)
+    slider = panel.controls["t"]
+    assert slider.continuous_update is False and (slider.min, slider.max) == (0.0, 2.0)
+    images = set()
+    for t in (1.5, 1.0, 0.25, 0.0):
+        slider.value = t
+        v = panel.values
+        A = np.array([[2.0, 1.0], [1.0, 0.5 + t]])
+        s = np.linalg.svd(A, compute_uv=False)
+        np.testing.assert_allclose(v["singular_values"], s)
+        assert v["det"] == pytest.approx(2 * t, abs=1e-12)
+        assert v["area"] == pytest.approx(np.pi * abs(np.linalg.det(A)), abs=1e-12)   # the image's area is π|det|
+        assert v["rank"] == matrix_rank(A) == (2 if t > 0 else 1)
+        assert f"<b>rank {v['rank']}</b>" in panel.readout.value
+        images.add(bytes(panel.image.value))
+    assert len(images) == 4
+
+
+def test_the_circles_image_is_an_ellipse_with_the_singular_values_as_semi_axes():
+    import matplotlib.pyplot as plt
+    A = np.array([[3.0, 1.0], [0.5, 2.0]])
+    fig = plots.unit_circle_map(A)
+    outline = fig.axes[1].lines[0].get_xydata()             # the image of the circle
+    radii = np.linalg.norm(outline, axis=1)
+    s = np.linalg.svd(A, compute_uv=False)
+    assert radii.max() == pytest.approx(s[0], rel=1e-3) and radii.min() == pytest.approx(s[1], rel=1e-3)
+    assert "ellipse" in fig._suptitle.get_text()
+    plt.close(fig)
+    for M, words in ((np.array([[2.0, 1.0], [1.0, 0.5]]), "segment"), (np.zeros((2, 2)), "point")):
+        fig = plots.unit_circle_map(M)
+        assert words in fig._suptitle.get_text()
+        plt.close(fig)
+    with pytest.raises(ValueError, match="2×2"):
+        plots.unit_circle_map(np.eye(3))
+    with pytest.raises(ValueError, match="2×2"):
+        widgets.circle_rank_slider(A=np.eye(3))
+    with pytest.raises(ValueError, match="t = 3.0 is out of range"):
+        widgets.circle_rank_slider(t=3.0)
+
+
 def test_bad_slider_arguments():
     with pytest.raises(ValueError, match="r = 0 is out of range"):
         widgets.photo_rank_slider(np.ones((8, 8)), r=0)

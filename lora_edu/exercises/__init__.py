@@ -264,7 +264,11 @@ def as_number(answer, what: str = "your answer") -> float:
     """A finite real number (int, float, Fraction, numpy scalar or 0-d array), or `Wrong` saying what was given."""
     if isinstance(answer, np.ndarray) and answer.ndim == 0:
         answer = answer.item()
-    if isinstance(answer, bool) or not isinstance(answer, numbers.Real) or not np.isfinite(float(answer)):
+    try:
+        ok = not isinstance(answer, bool) and isinstance(answer, numbers.Real) and bool(np.isfinite(float(answer)))
+    except (OverflowError, TypeError, ValueError):          # e.g. an int too large for a float
+        ok = False
+    if not ok:
         raise Wrong(f"{what} should be a number; got {describe(answer)} ({type(answer).__name__}).")
     return float(answer)
 

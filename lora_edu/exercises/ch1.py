@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..rank import matrix_rank, random_low_rank, rank_by_elimination
-import numbers
+from ..rank import matrix_rank, random_low_rank
 
 from . import Exercise, as_int, as_matrix_answer, as_number, call, describe
 
-__all__ = ["rank_two", "predict_product_rank", "my_rank", "tolerance", "zero_row_sums"]
+__all__ = ["rank_two", "predict_product_rank", "lose_rank", "window", "zero_row_sums"]
 
 
 def _rank_two(answer):
@@ -62,90 +61,88 @@ c @ A = 0 — the same dependences A already had. So AB has exactly as many inde
     correct="random matrices of these shapes and ranks will agree with you every time.")
 
 
-FLOAT_TRAP = " Floating-point arithmetic cannot see this one: use Fractions."
-_RANK_CASES = [                              # (matrix, what a wrong answer is told besides the numbers)
-    ([[0, 1], [1, 0]], ""),                 # needs a row swap
-    ([[0, 0, 0], [0, 0, 0]], ""),           # the zero matrix
-    ([[1, 2, 3], [2, 4, 6]], ""),           # wide, rank 1
-    ([[2, 4], [1, 2], [3, 6]], ""),         # tall, rank 1
-    ([[0, 0, 1], [0, 0, 2], [1, 1, 1]], ""),  # pivots not on the diagonal
-    ([[1, 0, 0], [0, 1, 0], [0, 0, 1]], ""),  # identity
-    ([[5]], ""),                            # 1×1
-    ([[1, 2, 0, 3], [2, 4, 1, 1], [3, 6, 1, 4], [0, 0, 2, -10]], ""),  # rank 2, fractions on the way
-    ([[3, 1, 4, 1, 5], [9, 2, 6, 5, 3], [5, 8, 9, 7, 9], [3, 2, 3, 8, 4]], ""),  # full rank 4
-    ([[1, 2, 0], [2, 4, 1]], ""),           # the second pivot lies beyond column min(m, n)
-    ([[1, 2, 3], [2, 4, 7]], ""),           # a column without a pivot must not advance the row
-    ([[-38, -54, -18], [-24, -12, -32], [-22, 9, -48]], FLOAT_TRAP),  # rank 2: float elimination finds 3
-    ([[10**17, 10**17 + 1], [1, 1]], FLOAT_TRAP),  # rank 2: in float64 the two columns look equal
-]
-
-
-def _my_rank(fn):
-    for case, note in _RANK_CASES:
-        got = call(fn, ([row[:] for row in case],), "my_rank")
-        want = rank_by_elimination(case)
-        if isinstance(got, bool) or not isinstance(got, numbers.Integral):
-            return (f"my_rank({describe(case)}) returned {describe(got)} ({type(got).__name__}); "
-                    "a rank is a whole number: return an int.")
-        got = int(got)                                   # a plain int: its own == is the one compared
-        if got != want:
-            return f"my_rank({describe(case)}) returned {got}; expected {want}.{note}"
+def _lose_rank(answer):
+    if not isinstance(answer, (tuple, list)) or len(answer) != 2:
+        return f"answer with a pair (A, B); got {describe(answer)}."
+    A, B = (as_matrix_answer(x, name) for x, name in zip(answer, ("A", "B")))
+    for X, name in ((A, "A"), (B, "B")):
+        if X.shape != (3, 3):
+            return f"{name} has shape {X.shape}; expected (3, 3)."
+        if (k := matrix_rank(X)) != 2:
+            return f"{name} has rank {k}; the exercise asks for rank 2."
+    k = matrix_rank(A @ B)
+    if k >= 2:
+        return (f"rank(AB) = {k}: nothing was lost. AB applies A to each column of B — "
+                "which inputs does A send to zero, and do B's columns reach any of them?")
     return None
 
 
-my_rank = Exercise(
-    "1.3", "rank by row reduction", _my_rank,
-    hints=["Work row by row: for each column find a pivot (a nonzero entry) at or below the current row, swap it "
-           "up, and subtract multiples of it from the rows below. Count the pivots.",
-           "Use Fraction(x) for every entry so that the subtractions are exact. A column with no pivot is "
-           "skipped; the current row only advances when a pivot is found.",
-           "Compare with rank_by_hand in section 4 — or print each step of rank_by_elimination(M, steps=True)."],
+lose_rank = Exercise(
+    "1.3", "a product that loses rank", _lose_rank,
+    hints=["Column j of AB is A times column j of B: AB can only produce what A produces from B's columns.",
+           "A of rank 2 sends one direction of inputs to zero — its null space. What if the plane that B's "
+           "columns span contains that direction?",
+           "Start from A = diag(1, 1, 0), whose null space is the line through (0, 0, 1). Now choose B of rank 2 "
+           "with (0, 0, 1) among the directions its columns span."],
     solution="""
-def my_rank(M):
-    R = [[Fraction(x) for x in row] for row in M]
-    m, n = len(R), len(R[0])
-    rank = 0
-    for col in range(n):
-        p = next((i for i in range(rank, m) if R[i][col] != 0), None)
-        if p is None:
-            continue
-        R[rank], R[p] = R[p], R[rank]
-        for i in range(rank + 1, m):
-            f = R[i][col] / R[rank][col]
-            R[i] = [a - f * b for a, b in zip(R[i], R[rank])]
-        rank += 1
-    return rank""",
-    correct="my_rank agrees with exact elimination on every test matrix (swaps, zeros, wide, tall, fractions).",
-    forbidden=(rank_by_elimination,))
+A = np.diag([1, 1, 0])                  # rank 2; its null space is the line through (0, 0, 1)
+B = np.array([[1, 0, 0],
+              [0, 0, 0],
+              [0, 0, 1]])               # rank 2; its columns span the plane of (1, 0, 0) and (0, 0, 1)
+answer = (A, B)
+AB = A @ B = diag(1, 0, 0): the column (0, 0, 1) of B lies in A's null space and is lost, so rank(AB) = 1.
+Multiplying loses rank exactly when the directions B produces meet the directions A sends to zero.""",
+    correct="your product lost rank, as property 2 allows.")
 
 
-_X = random_low_rank(6, 6, 2, seed=11) + 1e-9 * np.random.default_rng(12).standard_normal((6, 6))
+_WINDOW_CASES = [(np.diag([5.0, 3.0, 1e-3]), 2), (np.diag([5.0, 3.0, 1e-3]), 3), (np.diag([5.0, 3.0, 1e-3]), 1),
+                 (random_low_rank(6, 4, 2, seed=3) + 1e-8 * np.random.default_rng(4).standard_normal((6, 4)), 2),
+                 (np.random.default_rng(5).standard_normal((3, 7)), 3),
+                 (np.array([[2.0, 1.0], [1.0, 1.5]]), 1)]
 
 
-def _tolerance(answer):
-    tol = as_number(answer, "the tolerance")
-    if tol < 0:
-        return f"a tolerance must be a finite number ≥ 0; got {tol}."
-    k = matrix_rank(_X, tol=tol)
-    if k > 2:
-        return (f"at tolerance {tol:.1e} the numerical rank of X is {k}: noise still counts. "
-                "Raise the tolerance above the noise-level singular values.")
-    if k < 2:
-        return (f"at tolerance {tol:.1e} the numerical rank of X is {k}: the tolerance hides part of the signal. "
-                "Lower it below the second singular value.")
+def _window(fn):
+    for M, r in _WINDOW_CASES:
+        shown = f"a {M.shape[0]}×{M.shape[1]} matrix M, r={r}"
+        got = call(fn, (M.copy(), r), "window", shown=shown)
+        if not isinstance(got, (tuple, list)) or len(got) != 2:
+            return f"window({shown}) returned {describe(got)}; expected a pair (lo, hi)."
+        lo, hi = (as_number(x, f"window({shown})'s {end}") for x, end in zip(got, ("lo", "hi")))
+        if not 0 <= lo <= hi:
+            return f"window({shown}) returned ({lo:.3g}, {hi:.3g}); expected 0 ≤ lo ≤ hi."
+        s = np.linalg.svd(M, compute_uv=False)
+        true_lo, true_hi = (s[r] if r < len(s) else 0.0), s[r - 1]
+        for mine, true, end in ((lo, true_lo, "lo"), (hi, true_hi, "hi")):
+            if abs(mine - true) <= 1e-9 * max(true, s[0] * 1e-12):
+                continue
+            t = (mine + true) / 2                                   # a tolerance between the two ends
+            k, inside = matrix_rank(M, tol=t), lo <= t < hi
+            if inside and k != r:
+                return f"for {shown}: at tol = {t:.3g}, inside your window, matrix_rank(M, tol) is {k}, not {r}."
+            if not inside and k == r:
+                return (f"for {shown}: at tol = {t:.3g}, outside your window, matrix_rank(M, tol) is still {r}: "
+                        f"your window is too narrow at {end}.")
+            return f"for {shown}: your window's {end} end is off; at tol = {t:.3g}, matrix_rank(M, tol) is {k}."
     return None
 
 
-tolerance = Exercise(
-    "1.4", "a tolerance that sees through the noise", _tolerance,
-    hints=["Print singular_values(X): two of them are large, four are tiny.",
-           "Any tolerance between the second singular value (about 4) and the third (about 3e-9) gives rank 2.",
-           "tol = 1e-6 sits safely in the gap."],
+window = Exercise(
+    "1.4", "the window of tolerances", _window,
+    hints=["matrix_rank(M, tol=tol) counts the singular values strictly above tol.",
+           "The rank is r when the r-th singular value is above tol and the (r + 1)-th is not. Which tolerances "
+           "does that leave?",
+           "lo and hi are two of M's singular values (numbered from 1, largest first); when r = min(m, n) there is "
+           "no (r + 1)-th, and every tol from 0 up works."],
     solution="""
-s = singular_values(X)      # about [4.5, 3.8, 3e-9, 2e-9, ...]: two signal directions, four of noise
-answer = 1e-6               # any value between s[2] and s[1] works; 1e-6 is far from both""",
-    correct="at your tolerance the noise is ignored and the signal kept.",
-    data={"X": _X})
+def window(M, r):
+    s = singular_values(M)                  # σ₁ ≥ σ₂ ≥ … (numpy: s[0] is σ₁)
+    lo = s[r] if r < len(s) else 0.0        # σ_(r+1): at or above it, that singular value no longer counts
+    hi = s[r - 1]                           # σ_r: from it up, the r-th stops counting too
+    return lo, hi
+The rank counts σᵢ > tol, so it is r exactly when σ_(r+1) ≤ tol < σ_r. A wide window — like X's, between
+about 3e-9 and 4 — means the rank is clear; a narrow one means it depends on the tolerance you pick.""",
+    correct="window finds every tolerance that gives rank r, and no other, on every test matrix.",
+    data={"X": random_low_rank(6, 6, 2, seed=11) + 1e-9 * np.random.default_rng(12).standard_normal((6, 6))})
 
 
 def _zero_row_sums(answer):

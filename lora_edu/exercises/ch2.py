@@ -1,36 +1,44 @@
 """Exercises of chapter 2 — low-rank factorization."""
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
 
-from ..svd import SVDFactorizer
-from . import Exercise, Wrong, as_int, as_matrix_answer, call, describe
+from . import Exercise, Wrong, as_int, as_matrix_answer, as_number, call, describe
 
-__all__ = ["storage_count", "factor_it", "smallest_rank", "compress", "break_even"]
-
-
-def _storage(answer):
-    k = as_int(answer)
-    m, n, r = 768, 3072, 16
-    if k == r * (m + n):
-        return None
-    known = {m * n: "that is the full matrix (m·n numbers), not its factors",
-             r * m * n: "that multiplies all three sizes; count the entries of M and of N separately, then add",
-             r * m: "that counts only M (m × r); N (r × n) must be stored too",
-             r * n: "that counts only N (r × n); M (m × r) must be stored too"}
-    return known.get(k, f"{k:,} is not it: M is m × r and N is r × n; add up their entries") + "."
+__all__ = ["factor_ranks", "factor_it", "ellipse_error", "compress", "break_even"]
 
 
-storage_count = Exercise(
-    "2.1", "the storage of a rank-16 factorization", _storage,
-    hints=["M has shape (768, 16) and N has shape (16, 3072).",
-           "Count the entries of each factor and add them: 768·16 + 16·3072."],
+def _factor_ranks(answer):
+    if not isinstance(answer, (tuple, list)) or len(answer) != 2:
+        raise Wrong(f"answer with a pair (smallest, largest); got {describe(answer)}.")
+    lo, hi = (as_int(x, what) for x, what in zip(answer, ("the smallest rank", "the largest rank")))
+    if lo > hi:
+        return f"the smallest possible rank ({lo}) cannot exceed the largest ({hi})."
+    if lo < 20:
+        return (f"rank Y = {lo} is impossible: A = YZ has rank 20. What does property 2 (chapter 1) say about "
+                "rank(YZ) and rank Y?")
+    if lo > 20:
+        return f"rank Y can be smaller than {lo}: try to build an example with A = YZ of rank 20."
+    if hi > 30:
+        return f"Y has only 30 columns, so its rank cannot be {hi}."
+    if hi < 30:
+        return (f"rank Y can be larger than {hi}: Y may use all its columns while Z keeps the product at rank "
+                "20.")
+    return None
+
+
+factor_ranks = Exercise(
+    "2.1", "the ranks a factor can have", _factor_ranks,
+    hints=["Two bounds: one from the shape of Y, one from property 2 of chapter 1 applied to A = YZ.",
+           "rank(YZ) ≤ rank Y, and rank Y ≤ the number of Y's columns. Are both bounds reached by some Y, Z?",
+           "For the larger bound, let Y have full column rank and let Z (30 × 80) have rank 20."],
     solution="""
-answer = 16 * (768 + 3072)   # = 61,440 numbers instead of 768 · 3072 = 2,359,296 (2.6 %)
-This 768 × 3072 shape is a real one: GPT-2 small's MLP weight. Chapter 4 stores LoRA updates exactly like this.""",
-    correct="a small share of the full matrix's numbers.")
+answer = (20, 30)
+Smallest: 20 = rank(YZ) ≤ min(rank Y, rank Z) (property 2), so rank Y ≥ 20 — reached when Y = [C, 0]
+holds C (100 × 20, rank 20) and ten zero columns. Largest: Y has 30 columns, so rank Y ≤ 30 — reached by a
+Y of full column rank with a Z of rank 20. With an inner dimension of exactly 20 the two bounds meet: both
+factors of a rank factorization have full rank.""",
+    correct="both bounds, and both reached.")
 
 
 _C = np.array([[2, 1, 3], [4, 2, 6], [1, 1, 1]])
@@ -66,33 +74,31 @@ Or, numerically: M, N = rank_factorize(C).""",
     data={"C": _C})
 
 
-@lru_cache(maxsize=1)
-def _photo_factorizer():
-    from ..data import photo
-    return SVDFactorizer(photo())
+def _ellipse_error(answer):
+    e = as_number(answer, "the relative error")
+    want = np.sqrt(1 / 10)                                      # σ = (3, 1): sqrt(σ₂² / (σ₁² + σ₂²))
+    if abs(e - want) <= 1e-3 * want:
+        return None
+    if not 0 <= e <= 1:
+        return f"a relative error of the best approximation lies between 0 and 1; got {e:.4g}."
+    if abs(e - 1 / 3) < 1e-3:
+        return "that compares σ₂ with σ₁ only; the relative error divides by the norm of the whole matrix."
+    if abs(e - 1 / 10) < 1e-4 or abs(e - 1 / 9) < 1e-4:
+        return "that is a ratio of energies (squared norms); the relative error is a ratio of norms."
+    return (f"{e:.4g} is not it. Which layer does the best rank-1 approximation drop, and how large is it "
+            "compared with the whole matrix, both measured in the Frobenius norm?")
 
 
-def _smallest(answer):
-    f = _photo_factorizer()
-    r = as_int(answer, "the rank")
-    if not 1 <= r <= f.max_rank:
-        return f"the rank must be between 1 and {f.max_rank}; got {r}."
-    if f.error(r) >= 0.05:
-        return f"at rank {r} the relative error is {f.error(r):.2%}, still not below 5 %."
-    if r > 1 and f.error(r - 1) < 0.05:
-        return (f"rank {r} gets below 5 % (error {f.error(r):.2%}), but so does a smaller rank: look for the "
-                "smallest one — f.errors() has them all.")
-    return None
-
-
-smallest_rank = Exercise(
-    "2.3", "the smallest rank with error below 5 %", _smallest,
-    hints=["f.errors() gives the relative error at every rank 1, 2, …, 512 (index 0 is rank 1).",
-           "np.argmax(f.errors() < 0.05) is the index of the first rank below 5 %; add 1 to get the rank."],
+ellipse_error = Exercise(
+    "2.3", "the error you can read off an ellipse", _ellipse_error,
+    hints=["The semi-axes of the ellipse are the matrix's singular values.",
+           "The best rank-1 approximation keeps the layer with σ₁ and drops the one with σ₂. Section 4 gives its "
+           "relative error in terms of the singular values."],
     solution="""
-errors = f.errors()                       # errors[i] is the error at rank i + 1
-answer = int(np.argmax(errors < 0.05)) + 1""",
-    correct="that is the smallest rank whose reconstruction error is below 5 %.")
+answer = np.sqrt(1 / (3**2 + 1**2))      # ≈ 0.316
+The semi-axes are σ₁ = 3 and σ₂ = 1. The best rank-1 approximation drops σ₂u₂v₂ᵀ, whose energy is 1 of the
+total 3² + 1² = 10, so the relative error is sqrt(1/10). The flatter the ellipse, the smaller that error.""",
+    correct="that is what the best rank-1 approximation misses, read off the ellipse alone.")
 
 
 _COMPRESS_CASES = [((40, 30), 0.2, 1), ((25, 60), 0.5, 2), ((50, 50), 0.04, 3), ((12, 80), 0.9, 4),

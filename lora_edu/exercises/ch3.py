@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import Exercise, Wrong, as_int, as_matrix_answer, call, describe
+from . import Exercise, Wrong, as_int, as_matrix_answer, describe
 
-__all__ = ["layer_shapes", "param_count", "mlp_forward", "to_torch"]
+__all__ = ["layer_shapes", "bottleneck_rank", "blind_spot", "fused_layer"]
 
 
 def _shapes(answer):
@@ -36,94 +36,108 @@ nn.Linear(768, 3072).weight is Wᵀ: (out_features, in_features) = (3072, 768)."
     correct="keep both layouts in mind: the next chapters move between them.")
 
 
-def _params(answer):
+def _bottleneck(answer):
     k = as_int(answer)
-    weights = 784 * 256 + 256 * 10
-    if k == weights + 256 + 10:
+    if k == 16:
         return None
-    if k == weights:
-        return f"{k:,} counts only the weights; every neuron also has a bias."
-    if k == 784 * 256 + 256:
-        return "that is the first layer only; the second layer (256 → 10) has parameters too."
-    return f"{k:,} is not it: count in·out weights plus out biases, for each of the two layers."
+    if k > 16:
+        return (f"W₁W₂ is 768 × 768, but its rank cannot reach {k}: everything it produces passes through the "
+                "middle. What does property 2 of chapter 1 say?")
+    return f"rank {k} is possible, but not the largest: what keeps W₁ and W₂ from both having full rank?"
 
 
-param_count = Exercise(
-    "3.2", "count the parameters of an MLP", _params,
-    hints=["A layer with n_in inputs and n_out neurons has n_in·n_out weights and n_out biases.",
-           "Two layers: 784 → 256 and 256 → 10. Add them up."],
+bottleneck_rank = Exercise(
+    "3.2", "the rank of a linear bottleneck", _bottleneck,
+    hints=["Write the two layers as one: x ↦ (x W₁) W₂ = x (W₁W₂). What are the shapes of W₁ and W₂?",
+           "W₁ is 768 × 16 and W₂ is 16 × 768. Chapter 1's property 2 bounds rank(W₁W₂) by their ranks — and "
+           "what bounds those?"],
     solution="""
-answer = 784 * 256 + 256 + 256 * 10 + 10     # = 203,530""",
-    correct="the weights and the biases of both layers, counted.")
+answer = 16
+W₁ is (768, 16) and W₂ is (16, 768), so rank W₁, rank W₂ ≤ 16 and rank(W₁W₂) ≤ min(rank W₁, rank W₂) ≤ 16.
+Random (or trained) factors reach it: W₁W₂ has rank 16. However large the layer looks — 768 × 768 — a
+16-wide middle caps it at rank 16. LoRA's M N is exactly such a bottleneck.""",
+    correct="that is the most the narrow middle lets through.")
 
 
-_FORWARD_CASES = [(4, 3, 6, 1, 0), (1, 5, 2, 3, 1), (7, 2, 8, 4, 2)]
+_W_BLIND = np.array([[1.0, 0.0, 2.0], [0.0, 1.0, 1.0], [1.0, 1.0, 3.0], [2.0, -1.0, 3.0], [0.5, 0.5, 1.5]])
 
 
-def _forward(fn):
-    for B, d_in, hidden, d_out, seed in _FORWARD_CASES:
-        rng = np.random.default_rng(seed)
-        X, W1, b1 = rng.standard_normal((B, d_in)), rng.standard_normal((d_in, hidden)), rng.standard_normal(hidden)
-        W2, b2 = rng.standard_normal((hidden, d_out)), rng.standard_normal(d_out)
-        shown = f"X {X.shape}, W1 {W1.shape}, b1 {b1.shape}, W2 {W2.shape}, b2 {b2.shape}"
-        got = as_matrix_answer(call(fn, (X, W1, b1, W2, b2), "mlp_forward", shown), "the output")
-        want = np.tanh(X @ W1 + b1) @ W2 + b2
-        if got.shape != want.shape:
-            return f"mlp_forward({shown}) returned shape {got.shape}; expected (batch, out) = {want.shape}."
-        if not np.allclose(got, want, atol=1e-6):
-            if np.allclose(got, (X @ W1 + b1) @ W2 + b2, atol=1e-6):
-                return "the output is right without the tanh: apply it to the hidden layer."
-            return f"mlp_forward({shown}) differs from tanh(X @ W1 + b1) @ W2 + b2."
+def _blind_spot(answer):
+    x = np.asarray(as_matrix_answer(np.atleast_2d(answer) if not isinstance(answer, (str, bytes)) and answer is not None
+                                    else answer, "your input"), dtype=float)
+    if x.shape not in ((1, 5), (5, 1)):
+        return f"your input has shape {x.shape[1] if x.shape[0] == 1 else x.shape}; the layer takes 5 inputs."
+    x = x.reshape(5)
+    size = np.linalg.norm(x)
+    if size < 1e-8:
+        return "x = 0 is sent to zero by every layer; find a nonzero x."
+    y = x @ _W_BLIND
+    if np.linalg.norm(y) > 1e-8 * size * np.linalg.norm(_W_BLIND):
+        return (f"x @ W = {np.round(y, 4).tolist()}, not zero: the layer sees this input. In y = xW, which "
+                "combination of W's rows would cancel?")
     return None
 
 
-mlp_forward = Exercise(
-    "3.3", "the forward pass of a two-layer network", _forward,
-    hints=["One line per layer: H = tanh(X @ W1 + b1), then Y = H @ W2 + b2.",
-           "The bias vector broadcasts over the rows of the batch: X @ W1 has shape (batch, hidden) and b1 (hidden,)."],
+blind_spot = Exercise(
+    "3.3", "an input change the layer cannot see", _blind_spot,
+    hints=["y = xW is a combination of the rows of W, with the entries of x as coefficients.",
+           "So you need a combination of W's five rows that gives zero. W has rank 2 (check!), so there are "
+           "several; look for rows that are sums of others.",
+           "Row 3 of W is row 1 + row 2."],
     solution="""
-def mlp_forward(X, W1, b1, W2, b2):
-    H = np.tanh(X @ W1 + b1)     # (batch, hidden)
-    return H @ W2 + b2           # (batch, out)""",
-    correct="mlp_forward matches the network on every batch, shape and layer size tried.")
+x = np.array([1.0, 1.0, -1.0, 0.0, 0.0])    # row 1 + row 2 − row 3 = 0
+answer = x
+x @ W = 0, and so (x₀ + t·x) @ W = x₀ @ W for every t: the layer cannot tell these inputs apart.
+Numerically: U, s, Vt = np.linalg.svd(W.T); x = Vt[-1] (W's rank is 2, so Vt[2:] are all blind spots).""",
+    correct="a direction of inputs that this layer ignores completely.",
+    data={"W": _W_BLIND})
 
 
-_W = np.arange(18, dtype=float).reshape(3, 6) / 10 - 0.8
-_b = np.linspace(-1, 1, 6)
+def _fused_pair():
+    import torch
+    import torch.nn as nn
+    g = torch.Generator().manual_seed(0)
+    first, second = nn.Linear(3, 6), nn.Linear(6, 2)
+    with torch.no_grad():
+        for p in (*first.parameters(), *second.parameters()):
+            p.copy_(torch.randn(p.shape, generator=g))
+    return first, second
 
 
-def _to_torch(layer):
+def _fused(layer):
     import torch
     import torch.nn as nn
     if not isinstance(layer, nn.Linear):
         raise Wrong(f"answer with an nn.Linear; got {describe(layer)} ({type(layer).__name__}).")
-    if (layer.in_features, layer.out_features) != (3, 6):
-        return f"your layer is nn.Linear({layer.in_features}, {layer.out_features}); W maps 3 inputs to 6 neurons."
+    if (layer.in_features, layer.out_features) != (3, 2):
+        return f"your layer is nn.Linear({layer.in_features}, {layer.out_features}); the pair maps 3 inputs to 2."
     if layer.bias is None:
-        return "your layer has no bias; create it with bias=True (the default)."
-    if tuple(layer.weight.shape) != (6, 3) or tuple(layer.bias.shape) != (6,):
-        return (f"your layer's weight has shape {tuple(layer.weight.shape)} and its bias {tuple(layer.bias.shape)}; "
-                "nn.Linear(3, 6) has weight (6, 3) and bias (6,).")
-    weight = layer.weight.detach().double().numpy()
-    X = np.random.default_rng(0).standard_normal((5, 3))
+        return "your layer has no bias; the pair's output at x = 0 is not zero."
+    first, second = _fused_pair()
+    X = torch.tensor(np.random.default_rng(0).standard_normal((5, 3)), dtype=torch.float32)
     with torch.no_grad():
-        got = layer(torch.tensor(X, dtype=layer.weight.dtype)).double().numpy()
-    if not np.allclose(got, X @ _W + _b, atol=1e-5):
-        if not np.allclose(weight, _W.T, atol=1e-6):
-            return ("layer.weight does not hold what it should: nn.Linear computes x @ weight.T + bias. What must "
-                    "weight be for that to equal x @ W?")
-        return "the weight is right, but the bias differs from b."
-    return None
+        want, got = second(first(X)), layer(X.to(layer.weight.dtype)).float()
+        zero = torch.zeros(1, 3)
+        want0, got0 = second(first(zero)), layer(zero.to(layer.weight.dtype)).float()
+    if torch.allclose(got, want, atol=1e-4):
+        return None
+    if not torch.allclose(got0, want0, atol=1e-4):
+        return "at x = 0 your layer gives something else than the pair: what does the pair output when x = 0?"
+    return ("your layer agrees with the pair at x = 0 but not elsewhere: its weight is off. Which matrix does the "
+            "pair multiply x by, in the course's layout, and how does nn.Linear store it?")
 
 
-to_torch = Exercise(
-    "3.4", "the same layer in PyTorch", _to_torch,
-    hints=["nn.Linear(3, 6) has weight of shape (6, 3) and bias of shape (6,).",
-           "Copy inside torch.no_grad(): layer.weight.copy_(torch.tensor(W.T)); layer.bias.copy_(torch.tensor(b))."],
+fused_layer = Exercise(
+    "3.4", "two PyTorch layers as one", _fused,
+    hints=["In the course's layout, first is x ↦ x W₁ + b₁ with W₁ = first.weight.T, and second likewise.",
+           "Write (x W₁ + b₁) W₂ + b₂ as x W + b. Then nn.Linear stores weight = Wᵀ.",
+           "W = W₁W₂, so weight = (W₁W₂)ᵀ = W₂ᵀW₁ᵀ = second.weight @ first.weight."],
     solution="""
-layer = nn.Linear(3, 6)
+one = nn.Linear(3, 2)
 with torch.no_grad():
-    layer.weight.copy_(torch.tensor(W.T))   # PyTorch stores Wᵀ
-    layer.bias.copy_(torch.tensor(b))""",
-    correct="your layer computes x @ W + b for every input tried.",
-    data={"W": _W, "b": _b})
+    one.weight.copy_(second.weight @ first.weight)                # (W₁W₂)ᵀ = W₂ᵀW₁ᵀ, (2, 3)
+    one.bias.copy_(second.weight @ first.bias + second.bias)      # b₁W₂ + b₂
+answer = one
+Without a nonlinearity between them, two layers are one layer: this is why networks put tanh (or GELU) there.""",
+    correct="one layer that computes exactly what the pair computes.",
+    data={"layers": _fused_pair})
