@@ -97,12 +97,12 @@ class LoRALinear(nn.Module):
         return torch.addmm(y.reshape(-1, y.shape[-1]), h.reshape(-1, self.r), self.N).view(y.shape)
 
     def delta_weight(self) -> torch.Tensor:
-        """ΔW = (M N · scaling)ᵀ in nn.Linear's layout (out, in), computed in fp32.
+        """ΔW = M N · scaling (in, out), the course's layout, computed in fp32 (nn.Linear.weight gets ΔWᵀ).
 
         With init="svd" this is the adapter's whole contribution, which at the start equals the top-r part
         removed from the base; the change made by training is delta_weight() minus its value at the start.
         """
-        return ((self.M.float() @ self.N.float()) * self.scaling).T
+        return (self.M.float() @ self.N.float()) * self.scaling
 
     @torch.no_grad()
     def merge(self) -> None:
@@ -112,7 +112,7 @@ class LoRALinear(nn.Module):
         if not self._enabled:
             raise ValueError("this LoRA layer is disabled; enable it before merging its ΔW into the base")
         w = self.base.weight
-        w.copy_((w.float() + self.delta_weight()).to(w.dtype))
+        w.copy_((w.float() + self.delta_weight().T).to(w.dtype))      # weight = Wᵀ (out, in)
         self.merged = True
 
     @torch.no_grad()
@@ -121,7 +121,7 @@ class LoRALinear(nn.Module):
         if not self.merged:
             raise ValueError("this LoRA layer is not merged; unmerging would subtract ΔW from the base weight")
         w = self.base.weight
-        w.copy_((w.float() - self.delta_weight()).to(w.dtype))
+        w.copy_((w.float() - self.delta_weight().T).to(w.dtype))
         self.merged = False
 
 
@@ -188,13 +188,14 @@ def _require_lora(model):
 
 
 class ParamCount(NamedTuple):
-    """Trainable and total parameters, and the trainable share in percent."""
+    """Trainable and total parameters (adapters included, as PEFT counts), and the trainable share (0 to 1)."""
     trainable: int
     total: int
     share: float
 
     def __str__(self) -> str:  # the same line PEFT's print_trainable_parameters() prints
-        return f"trainable params: {self.trainable:,} || all params: {self.total:,} || trainable%: {self.share:.4f}"
+        return (f"trainable params: {self.trainable:,} || all params: {self.total:,} || "
+                f"trainable%: {100 * self.share:.4f}")
 
 
 def count_parameters(model: nn.Module) -> ParamCount:
@@ -202,7 +203,7 @@ def count_parameters(model: nn.Module) -> ParamCount:
     seen = {id(p): p for p in model.parameters()}.values()
     total = sum(p.numel() for p in seen)
     trainable = sum(p.numel() for p in seen if p.requires_grad)
-    return ParamCount(trainable, total, 100 * trainable / total if total else 0.0)
+    return ParamCount(trainable, total, trainable / total if total else 0.0)
 
 
 # ---- adapters on disk -----------------------------------------------------------------------------------------
@@ -309,7 +310,7 @@ def weight_deltas(before: nn.Module, after: nn.Module, targets) -> dict:
             if isinstance(other, LoRALinear):                          # the adapted weight W + ΔW
                 w = other.base.weight.detach().double()
                 if other.enabled and not other.merged:
-                    w = w + other.delta_weight().detach().double()
+                    w = w + other.delta_weight().detach().double().T   # weight layout (out, in)
             elif isinstance(other, nn.Linear):
                 w = other.weight.detach().double()
             else:
@@ -357,6 +358,13 @@ def _gpt2(d, layers, vocab=50257, ctx=1024):
                        "mlp.c_proj": (4 * d, d)}, "bias": True}
 
 
+def _gpt3(d, layers, vocab=50257, ctx=2048):
+    """GPT-3's shapes with W_q, W_k, W_v as separate matrices, as the LoRA paper counts them (GPT-2 fuses them)."""
+    return {"layers": layers, "tied": True, "embed": vocab * d + ctx * d, "norms": 2 * d * (2 * layers + 1),
+            "linear": {"attn.q_proj": (d, d), "attn.k_proj": (d, d), "attn.v_proj": (d, d), "attn.out_proj": (d, d),
+                       "mlp.c_fc": (d, 4 * d), "mlp.c_proj": (4 * d, d)}, "bias": True}
+
+
 def _llama(d, layers, ff, kv=None, vocab=32000):
     kv = kv or d
     return {"layers": layers, "tied": False, "embed": 2 * vocab * d, "norms": d * (2 * layers + 1),
@@ -368,14 +376,15 @@ def _llama(d, layers, ff, kv=None, vocab=32000):
 # Shapes from the public configs (hidden size, layers, MLP width, key/value width for grouped-query attention).
 ARCHITECTURES = {
     "gpt2": _gpt2(768, 12), "gpt2-medium": _gpt2(1024, 24), "gpt2-large": _gpt2(1280, 36),
-    "gpt2-xl": _gpt2(1600, 48),
+    "gpt2-xl": _gpt2(1600, 48), "gpt3-175b": _gpt3(12288, 96),
     "llama-2-7b": _llama(4096, 32, 11008), "llama-2-13b": _llama(5120, 40, 13824),
     "llama-2-70b": _llama(8192, 80, 28672, kv=1024),
 }
 
 
 class LoRACount(NamedTuple):
-    """LoRA's trainable parameters for an architecture, the model's total, and the share in percent."""
+    """LoRA's trainable parameters for an architecture, the adapted model's total (base + adapter, as
+    count_parameters and PEFT count), the trainable share (0 to 1) and the trainable parameters per matrix type."""
     trainable: int
     total: int
     share: float
@@ -401,6 +410,6 @@ def lora_param_count(arch: str, r: int, targets) -> LoRACount:
                 raise ValueError(f"r = {r} exceeds min(in, out) = {min(d_in, d_out)} of {arch}'s {k}")
             per[k] = r * (d_in + d_out) * a["layers"]
     weights = sum(i * o + (o if a["bias"] else 0) for i, o in linear.values()) * a["layers"]
-    total = a["embed"] + a["norms"] + weights
     trainable = sum(per.values())
-    return LoRACount(trainable, total, 100 * trainable / total, per)
+    total = a["embed"] + a["norms"] + weights + trainable
+    return LoRACount(trainable, total, trainable / total, per)

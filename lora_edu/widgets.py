@@ -189,11 +189,11 @@ def lora_calculator(arch: str = "llama-2-7b", r: int = 8, targets=("q_proj", "v_
         values = {"arch": arch, "r": r, "targets": picked, "trainable": c.trainable, "total": c.total,
                   "share": c.share}
         html = (f"<b>{arch}</b>, r = {r}, on {', '.join(picked)}: <b>{c.trainable:,}</b> trainable parameters "
-                f"of {c.total:,} = <b>{c.share:.3f} %</b>")
+                f"of {c.total:,} = <b>{c.share:.3%}</b>")
         fig, ax = plt.subplots(figsize=(7, 2.6), layout="constrained")
         ax.barh(list(c.per_target)[::-1], [v / 1e6 for v in c.per_target.values()][::-1], color=plots.BLUE)
         ax.set(xlabel="trainable parameters (millions)",
-               title=f"{c.trainable / 1e6:.2f}M trainable = {c.share:.3f} % of {c.total / 1e9:.2f}B")
+               title=f"{c.trainable / 1e6:.2f}M trainable = {c.share:.3%} of {c.total / 1e9:.2f}B")
         return values, html, figure_png(fig)
 
     return Panel(controls, draw)

@@ -243,7 +243,7 @@ def test_lora_calculator(notebook):
         _type_readout(panel, 0, str(r))
         c = lora_param_count("llama-2-7b", r, ["q_proj", "v_proj"])
         text = _readout_after(panel, rf"r = {r}, on")
-        assert f"{c.trainable:,} trainable parameters of {c.total:,} = {c.share:.3f} %" in text
+        assert f"{c.trainable:,} trainable parameters of {c.total:,} = {c.share:.3%}" in text
         time.sleep(0.5)
         shots.append(panel.locator("img").first.screenshot(path=ARTIFACTS / f"ch4-calculator-r{r}.png"))
     panel.get_by_role("checkbox", name="k_proj").check()                # tick a third matrix

@@ -45,7 +45,7 @@ def test_layer_equals_the_formula(r, alpha, rslora, seed):
     W, b = layer.base.weight.T, layer.base.bias           # the course's W (in, out)
     scaling = alpha / (r ** 0.5 if rslora else r)
     torch.testing.assert_close(layer(x), x @ W + x @ layer.M @ layer.N * scaling + b)
-    torch.testing.assert_close(layer.delta_weight().T, layer.M @ layer.N * scaling)
+    torch.testing.assert_close(layer.delta_weight(), layer.M @ layer.N * scaling)             # (in, out)
 
 
 @pytest.mark.parametrize("init", ["default", "svd"])
@@ -99,7 +99,7 @@ def test_bf16_merges_through_fp32():
     torch.manual_seed(0)
     layer = LoRALinear(nn.Linear(32, 32).to(torch.bfloat16), 4)
     nn.init.normal_(layer.N, std=0.01)
-    expected = (layer.base.weight.float() + layer.delta_weight()).to(torch.bfloat16)
+    expected = (layer.base.weight.float() + layer.delta_weight().T).to(torch.bfloat16)
     layer.merge()
     assert layer.base.weight.dtype == torch.bfloat16 and torch.equal(layer.base.weight, expected)
 
@@ -124,7 +124,7 @@ def test_training_moves_only_M_and_N_and_recovers_a_planted_low_rank_update():
         opt.step()
     assert layer.base.weight.grad is None and layer.base.bias.grad is None
     assert torch.equal(layer.base.weight, w0) and torch.equal(layer.base.bias, b0)   # bit-identical
-    assert (layer.delta_weight().T - planted).norm() / planted.norm() < 1e-2
+    assert (layer.delta_weight() - planted).norm() / planted.norm() < 1e-2
 
 
 def test_apply_lora_by_suffix_and_regex_freezes_the_rest():
@@ -136,6 +136,7 @@ def test_apply_lora_by_suffix_and_regex_freezes_the_rest():
     assert trainable == {f"h.{i}.c_attn.{k}" for i in range(2) for k in "MN"}
     c = count_parameters(model)
     assert c.trainable == 2 * 2 * (8 + 24) and str(c).startswith(f"trainable params: {c.trainable:,} || all params: ")
+    assert c.share == c.trainable / c.total and str(c).endswith(f"trainable%: {100 * c.trainable / c.total:.4f}")
     model2, reference = Tiny(), Tiny()
     reference.load_state_dict(model2.state_dict())
     assert apply_lora(model2, re.compile(r"h\.1\..*"), r=1) == ["h.1.c_attn", "h.1.c_proj"]
@@ -220,10 +221,15 @@ def test_adapter_mismatches_name_the_module(tmp_path):
 
 def test_architecture_calculator_matches_published_counts():
     c = lora_param_count("llama-2-7b", 8, ["q_proj", "v_proj"])
-    assert c.trainable == 4_194_304 and c.total == 6_738_415_616       # PEFT's well-known numbers
-    assert lora_param_count("gpt2", 1, "c_fc").total == 124_439_808
-    assert lora_param_count("gpt2-xl", 1, "c_fc").total == 1_557_611_200
-    assert lora_param_count("llama-2-70b", 1, "q_proj").total == 68_976_648_192
+    # PEFT's well-known line: trainable params: 4,194,304 || all params: 6,742,609,920 || trainable%: 0.0622
+    assert c.trainable == 4_194_304 and c.total == 6_742_609_920 and f"{100 * c.share:.4f}" == "0.0622"
+    base = lambda arch, t: (lambda c: c.total - c.trainable)(lora_param_count(arch, 1, t))
+    assert base("gpt2", "c_fc") == 124_439_808 and base("gpt2-xl", "c_fc") == 1_557_611_200
+    assert base("llama-2-70b", "q_proj") == 68_976_648_192 and base("llama-2-7b", "q_proj") == 6_738_415_616
+    # the LoRA paper's Table 4: GPT-3 175B with W_q and W_v adapted, 4.7M trainable at r = 1 and 37.7M at r = 8
+    assert lora_param_count("gpt3-175b", 1, ["q_proj", "v_proj"]).trainable == 4_718_592
+    assert lora_param_count("gpt3-175b", 8, ["q_proj", "v_proj"]).trainable == 37_748_736
+    assert 174e9 < base("gpt3-175b", "q_proj") < 176e9
     assert lora_param_count("llama-2-70b", 8, "k_proj").trainable == 8 * (8192 + 1024) * 80
     with pytest.raises(ValueError, match="unknown architecture 'gpt5'; known: gpt2"):
         lora_param_count("gpt5", 8, "q_proj")

@@ -127,7 +127,7 @@ def test_lora_calculator_shows_lora_param_count():
     assert panel.values["trainable"] == want.trainable
     assert f"<b>{want.trainable:,}</b> trainable parameters of {want.total:,}" in panel.readout.value
     panel.controls["arch"].value = "llama-2-13b"
-    assert panel.values["total"] == lora_param_count("llama-2-13b", 1, "q_proj").total
+    assert panel.values["total"] == lora_param_count("llama-2-13b", 16, ["q_proj", "v_proj", "o_proj"]).total
     for k in ("self_attn.q_proj", "self_attn.v_proj", "self_attn.o_proj"):
         panel.controls[k].value = False
     assert panel.values["trainable"] == 0 and "trains nothing" in panel.readout.value
