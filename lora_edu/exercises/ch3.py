@@ -43,7 +43,8 @@ def _bottleneck(answer):
     if k > 16:
         return (f"W₁W₂ is 768 × 768, but its rank cannot reach {k}: everything it produces passes through the "
                 "middle. What does property 2 of chapter 1 say?")
-    return f"rank {k} is possible, but not the largest: what keeps W₁ and W₂ from both having full rank?"
+    return (f"rank {k} is possible, but not the largest: what is the largest rank each of W₁ and W₂ can have, and "
+            "what does that allow for their product?")
 
 
 bottleneck_rank = Exercise(
@@ -66,7 +67,8 @@ def _blind_spot(answer):
     x = np.asarray(as_matrix_answer(np.atleast_2d(answer) if not isinstance(answer, (str, bytes)) and answer is not None
                                     else answer, "your input"), dtype=float)
     if x.shape not in ((1, 5), (5, 1)):
-        return f"your input has shape {x.shape[1] if x.shape[0] == 1 else x.shape}; the layer takes 5 inputs."
+        got = f"{x.shape[1]} numbers" if x.shape[0] == 1 else f"shape {x.shape}"
+        return f"your x has {got}; the layer takes 5 inputs."
     x = x.reshape(5)
     size = np.linalg.norm(x)
     if size < 1e-8:
