@@ -34,9 +34,11 @@ from .train import TrainingDiverged, evaluate, rank_sweep
 
 RANKS = (1, 2, 4, 8, 16, 32, 64)
 REGIMES = {"gentle": 120, "long": 800}  # steps; the batches fix the epochs
-BUDGETS = {"gpu": {"batch_size": 64, "block_size": 256, "train_bytes": None},
-           "cpu": {"batch_size": 16, "block_size": 128, "train_bytes": 190_000},
-           "smoke": {"batch_size": 2, "block_size": 32, "train_bytes": 20_000}}
+BUDGETS = {"gpu": {"batch_size": 64, "block_size": 256, "train_bytes": None, "eval_windows": None},
+           "cpu": {"batch_size": 16, "block_size": 128, "train_bytes": 190_000, "eval_windows": None},
+           "smoke": {"batch_size": 2, "block_size": 32, "train_bytes": 20_000, "eval_windows": 64}}
+# eval_windows: runs are scored on every window of the validation text (None), since 64 windows spread the
+# difference between two runs by ~0.006 nats/byte (benchmarks/eval_noise.py); the smoke budget keeps 64.
 SCALINGS = ((8, False), (8, True), (1, True))   # (α, rsLoRA): α/r and α/√r at α = 8, α/√r at α = 1
 SEEDS = (1, 2)             # the gentle regime again with these seeds (the sweep itself is seed 0)
 LR_FACTORS = (1 / 10, 1 / 3, 10 / 3)  # and with the LoRA and full rates times these (3e-4, 1e-3, 1e-2 for 3e-3)
@@ -118,7 +120,7 @@ def main(argv=None) -> Path:
     args = ap.parse_args(argv)
     device = pick_device(args.device)
     budget = "smoke" if args.smoke else args.budget
-    batch, block = BUDGETS[budget]["batch_size"], BUDGETS[budget]["block_size"]
+    batch, block, windows = (BUDGETS[budget][k] for k in ("batch_size", "block_size", "eval_windows"))
     regimes, ranks = dict(REGIMES), RANKS
     if args.smoke:
         regimes, ranks = {"gentle": 2, "long": 4}, (8, 64)
@@ -128,12 +130,13 @@ def main(argv=None) -> Path:
               "batch_size": batch, "block_size": block, "train_bytes": len(task.train.encode("utf-8")),
               "lr": args.lr, "full_lr": args.full_lr, "alpha_rule": "alpha = r (scaling 1)",
               "python": platform.python_version(),     # the code task is this Python's standard library
-              "base_loss": evaluate(load_pretrained(), task.val, block), "regimes": {}}
+              "eval_windows": windows,                 # None: every non-overlapping window of the validation text
+              "base_loss": evaluate(load_pretrained(), task.val, block, windows), "regimes": {}}
     for name, steps in regimes.items():
         print(f"regime {name!r}: {steps} steps of {batch} × {block} bytes of {task.name} on {device}")
         out = rank_sweep(task, ranks, steps, lr=args.lr, full_lr=args.full_lr, batch_size=batch,
                          block_size=block, device=device, keep=(8, 64), prompt=None if args.smoke else "def ",
-                         deltas=True)
+                         deltas=True, eval_windows=windows)
         for row in out["rows"]:
             print(f"  r={row['r']!s:>4}: {row['trainable']:>9,} trainable, val {row['val_loss']:.4f} nats/byte, "
                   f"{row['seconds']:.1f} s")
@@ -142,7 +145,8 @@ def main(argv=None) -> Path:
         epochs = steps * batch * block / result["train_bytes"]
         result["regimes"][name] = {"steps": steps, "epochs": round(epochs, 3), "rows": out["rows"],
                                    "spectra": _spectra(out["deltas"]), "similarity_r8_r64": grids}
-    gentle = dict(task=task, ranks=ranks, steps=regimes["gentle"], batch_size=batch, block_size=block, device=device)
+    gentle = dict(task=task, ranks=ranks, steps=regimes["gentle"], batch_size=batch, block_size=block, device=device,
+                  eval_windows=windows)
     print("alpha/r versus alpha/sqrt(r) (rsLoRA), gentle regime")
     result["scaling"] = [{"rule": "alpha/sqrt(r)" if rs else "alpha/r", "alpha": alpha, "r": row["r"],
                           "val_loss": row["val_loss"]}

@@ -68,15 +68,20 @@ def _autocast(device: torch.device):
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, text, block_size: int = 256, windows: int = 64, batch_size: int = 32) -> float:
-    """Mean next-byte loss (nats/byte) over `windows` evenly spaced windows of `text`: the same windows every call."""
+def evaluate(model: nn.Module, text, block_size: int = 256, windows: int | None = 64, batch_size: int = 32) -> float:
+    """Mean next-byte loss (nats/byte) over `windows` evenly spaced windows of `text` (the same every call), or with
+    windows=None over every non-overlapping window: the whole text, which a comparison of close runs needs (64
+    windows spread a difference between two runs by about 0.006 nats/byte: benchmarks/eval_noise.py)."""
     tokens = as_tokens(text)
     block_size = check_int(block_size, "block_size", 1)
-    windows = check_int(windows, "windows", 1)
     batch_size = check_int(batch_size, "batch_size", 1)
     check_length(tokens, block_size)
     device = next(model.parameters()).device
-    starts = torch.linspace(0, tokens.numel() - block_size - 1, windows).long()          # (windows,)
+    if windows is None:
+        starts = torch.arange((tokens.numel() - 1) // block_size) * block_size          # (n,): every window once
+    else:
+        starts = torch.linspace(0, tokens.numel() - block_size - 1, check_int(windows, "windows", 1)).long()
+    windows = len(starts)
     was_training = model.training
     model.eval()
     total = 0.0
@@ -238,11 +243,13 @@ def _trainable_state(model: nn.Module) -> dict:
 
 def rank_sweep(task, ranks=(1, 2, 4, 8, 16, 32, 64), steps: int = 150, lr: float = 3e-3, full_lr: float | None = 3e-4,
                batch_size: int = 16, block_size: int = 128, device="auto", alpha=None, rslora: bool = False,
-               keep=(), seed: int = 0, prompt: str = "", progress: bool = False, deltas: bool = False) -> dict:
+               keep=(), seed: int = 0, prompt: str = "", progress: bool = False, deltas: bool = False,
+               eval_windows: int | None = 64) -> dict:
     """Fine-tune the shipped GPT once per LoRA rank (and fully, unless full_lr is None) on `task` (a Corpus).
 
     Every run starts from the same base, reads the same batches and uses the same steps and learning-rate rule;
     each is seeded by itself, so a run of rank r gives the same result whichever other ranks are swept with it.
+    val_loss is scored on `eval_windows` windows of the validation text (None: all of it, as evaluate()).
     Returns {"rows": [{r, trainable, val_loss, train_loss, seconds, sample}, ...] (r = "full" for full
     fine-tuning), "factors": {r: {layer: M (in, r) as numpy}} for the ranks in `keep`}; with `deltas`, also
     "deltas": {layer: ΔW (in, out)} of the full fine-tune (W after − W before).
@@ -263,8 +270,9 @@ def rank_sweep(task, ranks=(1, 2, 4, 8, 16, 32, 64), steps: int = 150, lr: float
             apply_lora(model, LORA_TARGETS, r=r, alpha=alpha, rslora=rslora)
         hist = finetune(model, task.train, task.val, steps=steps, lr=rate, batch_size=batch_size,
                         block_size=block_size, device=device, eval_every=steps, seed=seed, progress=progress)
+        val = evaluate(model, task.val, block_size, eval_windows)       # 64: the same windows as the last eval
         model.cpu()
-        row = {"r": r, "trainable": hist.trainable, "val_loss": hist.final["val_loss"],
+        row = {"r": r, "trainable": hist.trainable, "val_loss": val,
                "train_loss": hist.final["train_loss"], "seconds": hist.final["wall_time"]}
         if prompt is not None:
             row["sample"] = model.generate(prompt, 200, seed=seed)

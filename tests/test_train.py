@@ -165,6 +165,23 @@ def test_bad_arguments():
         evaluate(m, "short", block_size=32)
 
 
+def test_evaluate_over_the_whole_text_reads_every_window_once():
+    m = tiny()
+    tokens = data.as_tokens(TEXT)
+    n = (tokens.numel() - 1) // 32
+    by_hand = []
+    with torch.no_grad():
+        for i in range(n):
+            x, y = data.window_pairs(tokens, torch.tensor([i * 32]), 32)
+            by_hand.append(m(x, y)[1].item())
+    assert evaluate(m, TEXT, block_size=32, windows=None, batch_size=7) == pytest.approx(np.mean(by_hand), rel=1e-5)
+    assert evaluate(m, TEXT, block_size=32, windows=None) != pytest.approx(evaluate(m, TEXT, block_size=32, windows=4))
+    with pytest.raises(ValueError, match="windows must be an integer"):
+        evaluate(m, TEXT, block_size=32, windows=2.5)
+    with pytest.raises(ValueError, match="windows = 0 is out of range"):
+        evaluate(m, TEXT, block_size=32, windows=0)
+
+
 def test_rank_sweep_on_cpu():
     task = data.Corpus("squares", TEXT * 3, TEXT)
     out = rank_sweep(task, ranks=(1, 4), steps=3, batch_size=2, block_size=32, keep=(1, 4), prompt="1", deltas=True)
@@ -176,6 +193,13 @@ def test_rank_sweep_on_cpu():
     assert len(out["deltas"]) == 16 and out["deltas"]["transformer.h.3.mlp.c_proj"].shape == (1024, 256)
     assert all(np.abs(d).max() > 0 for d in out["deltas"].values())            # full fine-tuning moved every W
     alone = rank_sweep(task, ranks=(4,), steps=3, batch_size=2, block_size=32, full_lr=None, keep=(4,), prompt=None)
+    whole = rank_sweep(task, ranks=(4,), steps=3, batch_size=2, block_size=32, full_lr=None, prompt=None,
+                       eval_windows=None)["rows"][0]["val_loss"]
+    m = load_pretrained()
+    torch.manual_seed(0)
+    apply_lora(m, LORA_TARGETS, r=4)
+    finetune(m, task.train, task.val, steps=3, lr=3e-3, batch_size=2, block_size=32, eval_every=3, progress=False)
+    assert whole == pytest.approx(evaluate(m, task.val, block_size=32, windows=None))     # scored on all of it
     assert alone["rows"][0]["val_loss"] == rows[1]["val_loss"]                  # a run does not depend on the others
     assert np.array_equal(alone["factors"][4]["transformer.h.0.mlp.c_fc"], out["factors"][4]["transformer.h.0.mlp.c_fc"])
     with pytest.raises(ValueError, match="r = 0"):
