@@ -4,7 +4,8 @@ For each regime — a gentle fine-tune (about 1.3 epochs of the code task) and a
 the shipped GPT with LoRA at every rank of RANKS and fully, all from the same base with the same batches, steps
 and learning-rate rule; it stores the validation losses, trainable counts, times and a sample per run, the
 singular values of the full fine-tune's ΔW for all sixteen matrices beside a random matrix of the same shape and
-norm, and the LoRA paper's subspace similarity between the r=8 and r=64 adapters. A short α/r versus α/√r
+norm, the LoRA paper's subspace similarity between the r=8 and r=64 adapters, and the same for the r=8 adapter
+against the top 64 principal directions of each matrix's inputs (a baseline: how much agreement the data explains). A short α/r versus α/√r
 (rsLoRA) sweep follows (α = 8 for both, and α = 1 for α/√r), then the gentle regime again with two more seeds
 (the noise between runs) and with learning rates a tenth, a third and ten thirds of the sweep's (is one rate
 fair to every rank?). The default budget is GPU work (minutes on one GPU). `--budget cpu` keeps the epochs of
@@ -25,9 +26,9 @@ import torch
 from . import __version__
 from ._checks import check_real
 from ._io import write_atomic
-from .data import Corpus, corpus
-from .gpt import load_pretrained, pick_device
-from .lora import similarity_grid
+from .data import Corpus, as_tokens, check_length, corpus, window_pairs
+from .gpt import LORA_TARGETS, load_pretrained, pick_device
+from .lora import _matches, similarity_grid
 from .pretrain import hardware
 from .rank import singular_values
 from .train import TrainingDiverged, evaluate, rank_sweep
@@ -54,6 +55,42 @@ def _spectra(deltas: dict, seed: int = 0) -> dict:
         noise *= np.linalg.norm(d) / np.linalg.norm(noise)
         out[name] = {"shape": list(d.shape), "delta": singular_values(d).round(8).tolist(),
                      "random": singular_values(noise).round(8).tolist()}
+    return out
+
+
+def input_directions(model: torch.nn.Module, text, targets=LORA_TARGETS, k: int = 64, block_size: int = 128,
+                     windows: int = 64) -> dict:
+    """{layer: P (in, k)}: the top-k principal directions of what each targeted nn.Linear reads (eigenvectors of
+    its inputs' XᵀX, uncentred, largest first), over `windows` evenly spaced windows of `text` — the baseline an
+    adapter's input side M (in, r) is compared with: do two adapters agree beyond the directions the data occupies?"""
+    tokens = as_tokens(text)
+    check_length(tokens, block_size)
+    grams, hooks = {}, []
+
+    def keep(name):
+        def hook(module, inputs, output):
+            x = inputs[0].detach().double().reshape(-1, inputs[0].shape[-1])          # (tokens, in)
+            grams[name] = grams.get(name, 0) + x.T @ x                                 # (in, in)
+        return hook
+
+    for name, m in model.named_modules():
+        if isinstance(m, torch.nn.Linear) and _matches(name, targets):
+            hooks.append(m.register_forward_hook(keep(name)))
+    if not hooks:
+        raise ValueError(f"no nn.Linear in the model matches targets {targets!r}")
+    starts = torch.linspace(0, tokens.numel() - block_size - 1, windows).long()
+    device = next(model.parameters()).device
+    try:
+        with torch.no_grad():
+            for chunk in starts.split(32):
+                model(window_pairs(tokens, chunk, block_size)[0].to(device))
+    finally:
+        for h in hooks:
+            h.remove()
+    out = {}
+    for name, G in grams.items():
+        vectors = torch.linalg.eigh(G.cpu())[1]                                         # ascending eigenvalues
+        out[name] = vectors.flip(-1)[:, :min(k, G.shape[0])].numpy()
     return out
 
 
@@ -142,9 +179,12 @@ def main(argv=None) -> Path:
                   f"{row['seconds']:.1f} s")
         grids = {n: similarity_grid(out["factors"][8][n], out["factors"][64][n]).round(6).tolist()
                  for n in out["factors"][8]}
+        data_dirs = input_directions(load_pretrained().to(device), task.train, block_size=block)
+        to_inputs = {n: similarity_grid(out["factors"][8][n], data_dirs[n]).round(6).tolist() for n in out["factors"][8]}
         epochs = steps * batch * block / result["train_bytes"]
         result["regimes"][name] = {"steps": steps, "epochs": round(epochs, 3), "rows": out["rows"],
-                                   "spectra": _spectra(out["deltas"]), "similarity_r8_r64": grids}
+                                   "spectra": _spectra(out["deltas"]), "similarity_r8_r64": grids,
+                                   "similarity_r8_inputs": to_inputs}   # φ(M₈, the inputs' top 64 directions)
     gentle = dict(task=task, ranks=ranks, steps=regimes["gentle"], batch_size=batch, block_size=block, device=device,
                   eval_windows=windows)
     print("alpha/r versus alpha/sqrt(r) (rsLoRA), gentle regime")

@@ -221,6 +221,8 @@ def test_sweep_script_smoke_run(tmp_path):
         spectrum = regime["spectra"]["transformer.h.0.attn.c_attn"]
         assert spectrum["shape"] == [256, 768] and len(spectrum["delta"]) == len(spectrum["random"]) == 256
         assert np.isclose(np.sum(np.square(spectrum["delta"])), np.sum(np.square(spectrum["random"])), rtol=1e-4)
+        to_inputs = np.array(regime["similarity_r8_inputs"]["transformer.h.1.mlp.c_fc"])
+        assert to_inputs.shape == (8, 64) and ((0 <= to_inputs) & (to_inputs <= 1 + 1e-9)).all()
         grid = np.array(regime["similarity_r8_r64"]["transformer.h.1.mlp.c_fc"])
         assert grid.shape == (8, 64) and ((0 <= grid) & (grid <= 1)).all()
     assert {(s["rule"], s["alpha"]) for s in result["scaling"]} == {("alpha/r", 8), ("alpha/sqrt(r)", 8), ("alpha/sqrt(r)", 1)}
@@ -229,3 +231,26 @@ def test_sweep_script_smoke_run(tmp_path):
     assert [row["lr"] for row in result["learning_rates"]] == pytest.approx(
         [f * lr for f in LR_FACTORS for lr in (3e-3, 3e-3, 3e-4)])
     assert all(np.isfinite(row["val_loss"]) for row in result["seeds"] + result["learning_rates"])
+
+
+def test_input_directions_are_the_principal_directions_of_what_each_layer_reads():
+    from lora_edu.sweep import input_directions
+    m = tiny()
+    dirs = input_directions(m, TEXT, k=8, block_size=32, windows=6)
+    assert set(dirs) == {f"transformer.h.{i}.{t}" for i in range(2) for t in ("attn.c_attn", "attn.c_proj",
+                                                                              "mlp.c_fc", "mlp.c_proj")}
+    P = dirs["transformer.h.1.mlp.c_fc"]
+    assert P.shape == (32, 8) and np.allclose(P.T @ P, np.eye(8), atol=1e-10)            # orthonormal columns
+    seen = []                                                                            # the inputs, by hand
+    hook = m.transformer.h[1].mlp.c_fc.register_forward_hook(lambda mod, i, o: seen.append(i[0].reshape(-1, 32)))
+    tokens = data.as_tokens(TEXT)
+    starts = torch.linspace(0, tokens.numel() - 33, 6).long()
+    with torch.no_grad():
+        m(data.window_pairs(tokens, starts, 32)[0])
+    hook.remove()
+    X = torch.cat(seen).double().numpy()
+    s = np.linalg.svd(X, compute_uv=False)
+    assert np.allclose(np.linalg.norm(X @ P, axis=0), s[:8], rtol=1e-6)                 # ‖X pᵢ‖ = σᵢ(X)
+    assert input_directions(m, TEXT, k=100, block_size=32, windows=2)["transformer.h.0.mlp.c_proj"].shape == (128, 100)
+    with pytest.raises(ValueError, match="no nn.Linear in the model matches"):
+        input_directions(m, TEXT, targets=["q_proj"], block_size=32)
