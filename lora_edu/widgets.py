@@ -163,10 +163,17 @@ def matrix_rank_slider(A, r: int = 5, true_rank: int | None = None) -> Panel:
     return Panel({"r": _int_slider(r, 1, f.max_rank, "rank r")}, draw)
 
 
-def lora_calculator(arch: str = "llama-2-7b", r: int = 8, targets=("q_proj", "v_proj")) -> Panel:
-    """LoRA's trainable parameters for a published architecture: sliders over r and checkboxes over matrices."""
+def lora_calculator(arch: str = "llama-2-7b", r: int = 8, targets=None) -> Panel:
+    """LoRA's trainable parameters for a published architecture: sliders over r and checkboxes over matrices.
+
+    targets default to the LoRA paper's W_q and W_v where the architecture has them apart, else (GPT-2) the fused
+    attention matrix c_attn that holds them.
+    """
     from .lora import ARCHITECTURES, lora_param_count
 
+    if targets is None and arch in ARCHITECTURES:
+        linear = ARCHITECTURES[arch]["linear"]
+        targets = ["q_proj", "v_proj"] if any(k.endswith("q_proj") for k in linear) else ["c_attn"]
     lora_param_count(arch, r, targets)  # checks arch, r and targets
     r = check_int(r, "r", 1, 256)
     family = [a for a in ARCHITECTURES if a.split("-")[0] == arch.split("-")[0]]

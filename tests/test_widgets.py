@@ -131,6 +131,9 @@ def test_lora_calculator_shows_lora_param_count():
     for k in ("self_attn.q_proj", "self_attn.v_proj", "self_attn.o_proj"):
         panel.controls[k].value = False
     assert panel.values["trainable"] == 0 and "trains nothing" in panel.readout.value
+    for arch, ticked in (("gpt2", ["attn.c_attn"]), ("gpt3-175b", ["attn.q_proj", "attn.v_proj"]),
+                         ("llama-2-70b", ["self_attn.q_proj", "self_attn.v_proj"])):
+        assert widgets.lora_calculator(arch).values["targets"] == ticked             # the paper's choice, or c_attn
     assert list(widgets.lora_calculator("gpt2", 4, "c_attn").controls["arch"].options) == [
         "gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl"]
     with pytest.raises(ValueError, match="unknown architecture"):
