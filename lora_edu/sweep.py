@@ -154,6 +154,8 @@ def main(argv=None) -> Path:
                     help="gpu: the whole task, 64 × 256-byte batches; cpu: the same epochs on a small part of it")
     ap.add_argument("--smoke", action="store_true", help="a tiny budget, to check the script anywhere")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    ap.add_argument("--resume", action="store_true",
+                    help="keep the sections an interrupted run with the same arguments finished (OUT.partial.json)")
     args = ap.parse_args(argv)
     device = pick_device(args.device)
     budget = "smoke" if args.smoke else args.budget
@@ -169,7 +171,28 @@ def main(argv=None) -> Path:
               "python": platform.python_version(),     # the code task is this Python's standard library
               "eval_windows": windows,                 # None: every non-overlapping window of the validation text
               "base_loss": evaluate(load_pretrained(), task.val, block, windows), "regimes": {}}
-    for name, steps in regimes.items():
+    # Each section is saved when it is done; --resume takes the finished ones of an interrupted run whose settings
+    # (everything above) are the same, and the time they took.
+    partial = args.out.with_name(args.out.stem + ".partial.json")
+    done = json.loads(partial.read_text()) if args.resume and partial.is_file() else {}
+    if done and done.get("settings") != {k: result[k] for k in result if k != "regimes"}:
+        raise SystemExit(f"{partial} comes from a run with other settings; delete it or run without --resume")
+    done.setdefault("settings", {k: result[k] for k in result if k != "regimes"})
+    done.setdefault("sections", {})
+    earlier = sum(s["seconds"] for s in done["sections"].values())
+
+    def section(key, compute):
+        """The section's value: from the interrupted run if it finished it, else computed now and saved."""
+        if key not in done["sections"]:
+            start = time.time()
+            value = compute()
+            done["sections"][key] = {"value": value, "seconds": round(time.time() - start)}
+            write_atomic(partial, lambda tmp: Path(tmp).write_text(json.dumps(done) + "\n"))
+        else:
+            print(f"{key}: kept from the interrupted run ({partial.name})")
+        return done["sections"][key]["value"]
+
+    def regime(name, steps):
         print(f"regime {name!r}: {steps} steps of {batch} × {block} bytes of {task.name} on {device}")
         out = rank_sweep(task, ranks, steps, lr=args.lr, full_lr=args.full_lr, batch_size=batch,
                          block_size=block, device=device, keep=(8, 64), prompt=None if args.smoke else "def ",
@@ -182,27 +205,29 @@ def main(argv=None) -> Path:
         data_dirs = input_directions(load_pretrained().to(device), task.train, block_size=block)
         to_inputs = {n: similarity_grid(out["factors"][8][n], data_dirs[n]).round(6).tolist() for n in out["factors"][8]}
         epochs = steps * batch * block / result["train_bytes"]
-        result["regimes"][name] = {"steps": steps, "epochs": round(epochs, 3), "rows": out["rows"],
-                                   "spectra": _spectra(out["deltas"]), "similarity_r8_r64": grids,
-                                   "similarity_r8_inputs": to_inputs}   # φ(M₈, the inputs' top 64 directions)
+        return {"steps": steps, "epochs": round(epochs, 3), "rows": out["rows"], "spectra": _spectra(out["deltas"]),
+                "similarity_r8_r64": grids, "similarity_r8_inputs": to_inputs}   # φ(M₈, the inputs' top 64 dirs)
+
+    for name, steps in regimes.items():
+        result["regimes"][name] = section(f"regime {name}", lambda: regime(name, steps))
     gentle = dict(task=task, ranks=ranks, steps=regimes["gentle"], batch_size=batch, block_size=block, device=device,
                   eval_windows=windows)
     print("alpha/r versus alpha/sqrt(r) (rsLoRA), gentle regime")
-    result["scaling"] = [{"rule": "alpha/sqrt(r)" if rs else "alpha/r", "alpha": alpha, "r": row["r"],
-                          "val_loss": row["val_loss"]}
-                         for alpha, rs in SCALINGS
-                         for row in _losses(lr=args.lr, full_lr=None, alpha=alpha, rslora=rs, **gentle)]
+    result["scaling"] = section("scaling", lambda: [
+        {"rule": "alpha/sqrt(r)" if rs else "alpha/r", "alpha": alpha, "r": row["r"], "val_loss": row["val_loss"]}
+        for alpha, rs in SCALINGS for row in _losses(lr=args.lr, full_lr=None, alpha=alpha, rslora=rs, **gentle)])
     print("the gentle regime with seeds", SEEDS)
-    result["seeds"] = [dict(seed=seed, **row) for seed in SEEDS
-                       for row in _losses(lr=args.lr, full_lr=args.full_lr, seed=seed, **gentle)]
+    result["seeds"] = section("seeds", lambda: [dict(seed=seed, **row) for seed in SEEDS
+                                                for row in _losses(lr=args.lr, full_lr=args.full_lr, seed=seed, **gentle)])
     print("the gentle regime with learning rates times", [round(f, 3) for f in LR_FACTORS])
-    result["learning_rates"] = [row for f in LR_FACTORS for row in _losses(lr=f * args.lr, full_lr=f * args.full_lr,
-                                                                            **gentle)]
+    result["learning_rates"] = section("learning rates", lambda: [
+        row for f in LR_FACTORS for row in _losses(lr=f * args.lr, full_lr=f * args.full_lr, **gentle)])
     result.update({"hardware": hardware(device), "torch": torch.__version__, "lora_edu": __version__,
-                   "seconds": round(time.time() - t0), "smoke": args.smoke,
+                   "seconds": round(time.time() - t0 + earlier), "smoke": args.smoke,
                    "command": "python -m lora_edu.sweep" + (" --smoke" if args.smoke else f" --budget {budget}")})
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(args.out, lambda tmp: Path(tmp).write_text(json.dumps(result) + "\n"))
+    partial.unlink(missing_ok=True)
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e3:.0f} kB) in {result['seconds']} s")
     return args.out
 

@@ -208,12 +208,35 @@ def test_rank_sweep_on_cpu():
         rank_sweep("text", ranks=(1,), steps=1)
 
 
-def test_sweep_script_smoke_run(tmp_path):
+def test_sweep_script_smoke_run_interrupted_and_resumed(tmp_path, monkeypatch):
     import json
 
+    import lora_edu.sweep as sweep_module
     from lora_edu.sweep import main as sweep
-    path = sweep(["--smoke", "--out", str(tmp_path / "sweep.json")])
+    out = tmp_path / "sweep.json"
+    real_losses = sweep_module._losses
+
+    def interrupted(*args, seed=0, **kw):                    # the run stops in its seeds section
+        if seed != 0:
+            raise KeyboardInterrupt
+        return real_losses(*args, seed=seed, **kw)
+    monkeypatch.setattr(sweep_module, "_losses", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        sweep(["--smoke", "--out", str(out)])
+    partial = json.loads((tmp_path / "sweep.partial.json").read_text())
+    assert list(partial["sections"]) == ["regime gentle", "regime long", "scaling"] and not out.exists()
+    with pytest.raises(SystemExit, match="other settings"):
+        sweep(["--smoke", "--out", str(out), "--resume", "--lr", "1e-2"])
+    monkeypatch.setattr(sweep_module, "_losses", real_losses)
+    calls = []
+    real_sweep = sweep_module.rank_sweep
+    monkeypatch.setattr(sweep_module, "rank_sweep", lambda *a, **kw: calls.append(kw) or real_sweep(*a, **kw))
+    path = sweep(["--smoke", "--out", str(out), "--resume"])
+    assert calls and not any(kw.get("deltas") for kw in calls)          # the two regimes were not run again
+    assert not (tmp_path / "sweep.partial.json").exists()
     result = json.loads(path.read_text())
+    assert result["regimes"]["long"] == partial["sections"]["regime long"]["value"]
+    assert result["scaling"] == partial["sections"]["scaling"]["value"]
     assert result["format"] == "lora_edu.rank_sweep/1" and result["smoke"] is True
     assert result["python"] == platform.python_version() and 0 < result["base_loss"] < 8
     for regime in result["regimes"].values():
