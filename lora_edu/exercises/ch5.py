@@ -177,7 +177,8 @@ def _greedy(fn):
 greedy = Exercise(
     "5.4", "greedy generation, one byte at a time", _greedy,
     hints=["Generation is a loop: choose the next byte, append it to the text, repeat n times.",
-           "Your next_byte from exercise 5.2 does the choosing: text = text + next_byte(model, text)."],
+           "Your next_byte from exercise 5.2 does the choosing: text = text + next_byte(model, text[-256:]) — the model "
+           "reads at most 256 bytes."],
     solution="""
 def greedy(model, prompt, n):
     text = prompt
