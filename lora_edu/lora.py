@@ -140,16 +140,21 @@ def apply_lora(model: nn.Module, targets, r: int, alpha=None, dropout: float = 0
                rslora: bool = False) -> list[str]:
     """Wrap the nn.Linear modules whose names end with a target (or fully match a regex) in LoRALinear, in place.
 
-    Every other parameter is frozen. Returns the wrapped names.
+    Every other parameter is frozen; the LoRA layers' M and N train. Returns the wrapped names. All or nothing: on
+    any error the model is left exactly as it was. A second call on a model that has LoRA layers adds layers to the
+    same adapter, so it must use the same r, alpha, init and rslora.
     """
+    if targets is None or isinstance(targets, (bytes, int, float)):
+        raise TypeError(f"targets must be module-name suffixes (strings) or a compiled regex; got {targets!r}")
     if isinstance(targets, str):
         targets = [targets]
     if not isinstance(targets, re.Pattern):
         targets = list(targets)
         if not targets or not all(isinstance(t, str) and t for t in targets):
             raise TypeError(f"targets must be module-name suffixes (strings) or a compiled regex; got {targets!r}")
-    inside = {f"{n}.base" for n in lora_layers(model)}
-    again = [n for n in lora_layers(model) if _matches(n, targets)]
+    existing = lora_layers(model)
+    inside = {f"{n}.base" for n in existing}
+    again = [n for n in existing if _matches(n, targets)]
     if again:
         raise ValueError(f"LoRA is already applied to {again}; applying twice would stack two adapters")
     names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and n not in inside
@@ -159,12 +164,35 @@ def apply_lora(model: nn.Module, targets, r: int, alpha=None, dropout: float = 0
         shown = ", ".join(linear[:12]) + (f", … ({len(linear)} in all)" if len(linear) > 12 else "")
         raise ValueError(f"no nn.Linear module matches targets {targets!r}; the model's Linear modules are: "
                          f"{shown or 'none'}")
+    for name in names:                                                      # every layer's rank, before any change
+        m = model.get_submodule(name)
+        check_int(r, "r", 1, min(m.in_features, m.out_features),
+                  where=f" for {name}, a Linear({m.in_features}, {m.out_features})")
+    flags = {id(p): p.requires_grad for p in model.parameters()}           # to put back if anything fails
+    weights = {name: model.get_submodule(name).weight.detach().clone() for name in names} if init == "svd" else {}
+    try:
+        layers = {name: LoRALinear(model.get_submodule(name), r, alpha, dropout, init, rslora) for name in names}
+        if existing:
+            first, new = next(iter(existing.values())), next(iter(layers.values()))
+            mine, theirs = (first.r, first.alpha, first.init, first.rslora), (new.r, new.alpha, new.init, new.rslora)
+            if mine != theirs:
+                raise ValueError(f"the model's LoRA layers have (r, alpha, init, rslora) = {mine}; a second "
+                                 f"apply_lora adds to the same adapter and must match, but got {theirs}")
+    except BaseException:
+        with torch.no_grad():
+            for name, w in weights.items():                                 # init="svd" took the top-r part out
+                model.get_submodule(name).weight.copy_(w)
+        for p in model.parameters():
+            p.requires_grad_(flags[id(p)])
+        raise
     for p in model.parameters():
         p.requires_grad_(False)
-    for name in names:
+    for name, layer in layers.items():                                      # nothing below can fail
         parent_name, _, child = name.rpartition(".")
-        parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, child, LoRALinear(getattr(parent, child), r, alpha, dropout, init, rslora))
+        setattr(model.get_submodule(parent_name) if parent_name else model, child, layer)
+    for layer in lora_layers(model).values():                               # the whole adapter trains
+        layer.M.requires_grad_(True)
+        layer.N.requires_grad_(True)
     return names
 
 

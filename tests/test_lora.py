@@ -357,3 +357,52 @@ def test_weight_deltas_of_full_and_lora_fine_tunes():
         weight_deltas(before, after, ["nothing"])
     with pytest.raises(ValueError, match="missing in `after`"):
         weight_deltas(before, nn.Sequential(), ["c_attn"])
+
+
+def _snapshot(model):
+    """Everything an edit could change: the module tree, every tensor and every requires_grad flag."""
+    return ([(n, type(m).__name__) for n, m in model.named_modules()],
+            {k: v.clone() for k, v in model.state_dict().items()},
+            {n: p.requires_grad for n, p in model.named_parameters()})
+
+
+def _unchanged(model, snap):
+    tree, state, flags = _snapshot(model)
+    assert tree == snap[0] and flags == snap[2] and state.keys() == snap[1].keys()
+    assert all(torch.equal(state[k], snap[1][k]) for k in state)
+
+
+@pytest.mark.parametrize("init", ["default", "svd"])
+def test_apply_lora_is_all_or_nothing(init):
+    class TwoWidths(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.wide, self.narrow = nn.Linear(8, 16), nn.Linear(16, 2)
+    model = TwoWidths()
+    model.narrow.weight.requires_grad_(False)                      # a flag of the user's own, to be kept
+    snap = _snapshot(model)
+    with pytest.raises(ValueError, match=r"r = 4 is out of range for narrow, a Linear\(16, 2\)"):
+        apply_lora(model, ["wide", "narrow"], r=4, init=init)      # the second layer cannot take r = 4
+    _unchanged(model, snap)
+    with pytest.raises(ValueError, match="dropout = 1.0"):
+        apply_lora(model, ["wide", "narrow"], r=2, dropout=1.0, init=init)
+    _unchanged(model, snap)
+    for bad in (None, 3, b"wide"):
+        with pytest.raises(TypeError, match="targets must be module-name suffixes"):
+            apply_lora(model, bad, r=2)
+    _unchanged(model, snap)
+
+
+def test_a_second_apply_lora_extends_the_same_adapter():
+    model = Tiny()
+    apply_lora(model, "c_attn", r=2)
+    snap = _snapshot(model)
+    with pytest.raises(ValueError, match=r"must match, but got \(3, 3.0, 'default', False\)"):
+        apply_lora(model, "c_proj", r=3)
+    _unchanged(model, snap)
+    with pytest.raises(ValueError, match="must match"):            # init="svd" had already moved the base weights
+        apply_lora(model, "c_proj", r=2, init="svd")
+    _unchanged(model, snap)
+    assert apply_lora(model, "c_proj", r=2) == ["h.0.c_proj", "h.1.c_proj"]
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {f"h.{i}.{t}.{k}" for i in range(2) for t in ("c_attn", "c_proj") for k in "MN"}
