@@ -266,16 +266,62 @@ def save_adapter(model: nn.Module, path) -> Path:
     return folder
 
 
-def load_adapter(model: nn.Module, path) -> list[str]:
-    """Load an adapter folder into the model (applying LoRA first if needed); any mismatch names the module."""
+def _read_card(folder: Path) -> dict:
+    """adapter.json as a dict with every field load_adapter needs, or a ValueError naming the file and the field."""
+    path = folder / "adapter.json"
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path} is not a readable adapter card ({e})") from None
+    if not isinstance(card, dict) or card.get("format") != "lora_edu.adapter/1":
+        got = card.get("format") if isinstance(card, dict) else type(card).__name__
+        raise ValueError(f"{path} is not a lora_edu adapter card (format {got!r})")
+    missing = [k for k in ("r", "alpha", "scaling", "init", "dropout", "targets", "base_shapes") if k not in card]
+    if missing:
+        raise ValueError(f"{path} lacks the field(s) {missing}")
+    if not (isinstance(card["targets"], list) and card["targets"] and isinstance(card["base_shapes"], dict)
+            and set(card["base_shapes"]) == set(card["targets"])):
+        raise ValueError(f"{path}: targets and base_shapes must name the same modules")
+    return card
+
+
+def _read_tensors(folder: Path, card: dict) -> dict:
+    """adapter.safetensors, checked against the card: exactly M and N of every target, real floats, finite, shaped."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
+    path = folder / "adapter.safetensors"
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ValueError(f"{path} is not a readable safetensors file ({e})") from None
+    want = {f"{n}.{k}" for n in card["targets"] for k in "MN"}
+    if set(tensors) != want:
+        extra, lost = sorted(set(tensors) - want), sorted(want - set(tensors))
+        raise ValueError(f"{path} does not match its card: " + "; ".join(
+            ([f"missing {lost}"] if lost else []) + ([f"unexpected {extra}"] if extra else [])))
+    for key, t in tensors.items():
+        n, k = key.rsplit(".", 1)
+        d_in, d_out = card["base_shapes"][n]
+        shape = (d_in, card["r"]) if k == "M" else (card["r"], d_out)
+        if not t.is_floating_point():
+            raise ValueError(f"{path}: {key} has dtype {t.dtype}; expected a floating-point tensor")
+        if tuple(t.shape) != shape:
+            raise ValueError(f"{path}: {key} has shape {tuple(t.shape)}; the card's r and base shapes give {shape}")
+        if not torch.isfinite(t).all():
+            raise ValueError(f"{path}: {key} contains NaN or inf")
+    return tensors
+
+
+def load_adapter(model: nn.Module, path) -> list[str]:
+    """Load an adapter folder into the model (applying LoRA first if needed); any mismatch names the module.
+
+    All or nothing: the card, every tensor and the model are checked first, so on any error the model is as before.
+    """
     folder = Path(path)
     for f in ("adapter.json", "adapter.safetensors"):
         if not (folder / f).is_file():
             raise FileNotFoundError(f"{folder} is not an adapter folder: {f} is missing")
-    card = json.loads((folder / "adapter.json").read_text())
-    if card.get("format") != "lora_edu.adapter/1":
-        raise ValueError(f"{folder / 'adapter.json'} is not a lora_edu adapter card (format {card.get('format')!r})")
+    card = _read_card(folder)
     names = card["targets"]
     modules = dict(model.named_modules())
     for n in names:
@@ -288,15 +334,11 @@ def load_adapter(model: nn.Module, path) -> list[str]:
         if [base.in_features, base.out_features] != want:
             raise ValueError(f"module {n!r} is Linear({base.in_features}, {base.out_features}) in this model; "
                              f"the adapter was trained on Linear({want[0]}, {want[1]})")
+    tensors = _read_tensors(folder, card)
     present = lora_layers(model)
-    if not present:
-        apply_lora(model, names, card["r"], card["alpha"], card["dropout"], card["init"],
-                   rslora=card["scaling"] == "alpha/sqrt(r)")
-        present = lora_layers(model)
-    elif sorted(present) != sorted(names):
-        raise ValueError(f"the model's LoRA layers {sorted(present)} differ from the adapter's {sorted(names)}")
-    tensors = load_file(str(folder / "adapter.safetensors"))
-    with torch.no_grad():
+    if present:
+        if sorted(present) != sorted(names):
+            raise ValueError(f"the model's LoRA layers {sorted(present)} differ from the adapter's {sorted(names)}")
         for n in names:
             layer = present[n]
             if layer.r != card["r"]:
@@ -307,15 +349,14 @@ def load_adapter(model: nn.Module, path) -> list[str]:
                     raise ValueError(f"module {n!r} has LoRA {key} {value!r}; the adapter has {key} {card[key]!r}")
             if layer.merged:
                 raise ValueError(f"module {n!r} is merged; unmerge before loading another adapter")
+    else:                                              # apply_lora is all or nothing itself
+        apply_lora(model, names, card["r"], card["alpha"], card["dropout"], card["init"],
+                   rslora=card["scaling"] == "alpha/sqrt(r)")
+        present = lora_layers(model)
+    with torch.no_grad():                              # everything is checked: nothing below can fail half-way
+        for n in names:
             for key in ("M", "N"):
-                t = tensors.get(f"{n}.{key}")
-                if t is None:
-                    raise ValueError(f"the adapter file has no tensor {n}.{key}")
-                p = getattr(layer, key)
-                if t.shape != p.shape:
-                    raise ValueError(f"{n}.{key} has shape {tuple(t.shape)} in the adapter; the layer expects "
-                                     f"{tuple(p.shape)}")
-                p.copy_(t)
+                getattr(present[n], key).copy_(tensors[f"{n}.{key}"])
     return names
 
 

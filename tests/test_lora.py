@@ -406,3 +406,59 @@ def test_a_second_apply_lora_extends_the_same_adapter():
     assert apply_lora(model, "c_proj", r=2) == ["h.0.c_proj", "h.1.c_proj"]
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable == {f"h.{i}.{t}.{k}" for i in range(2) for t in ("c_attn", "c_proj") for k in "MN"}
+
+
+def _rewrite(folder, change):
+    """Rewrite an adapter's tensors through change(dict) -> dict, as a hostile or broken file would hold them."""
+    from safetensors.torch import load_file, save_file
+    tensors = change(load_file(str(folder / "adapter.safetensors")))
+    save_file(tensors, str(folder / "adapter.safetensors"))
+
+
+def test_load_adapter_is_all_or_nothing(tmp_path):
+    import json
+    trained = Tiny()
+    apply_lora(trained, "c_attn", r=2)
+    for layer in lora_layers(trained).values():
+        nn.init.normal_(layer.N)
+    good = save_adapter(trained, tmp_path / "good")
+    last = "h.1.c_attn.N"
+    cases = {
+        "nan": (lambda t: {**t, last: torch.full_like(t[last], float("nan"))}, f"{last} contains NaN or inf"),
+        "int": (lambda t: {**t, last: t[last].long()}, f"{last} has dtype torch.int64"),
+        "extra": (lambda t: {**t, "h.0.c_proj.M": t["h.0.c_attn.M"].clone()}, r"unexpected \[.h.0.c_proj.M.\]"),
+        "lost": (lambda t: {k: v for k, v in t.items() if k != last}, rf"missing \['{last}'\]"),
+        "shape": (lambda t: {**t, last: t[last][:1]}, rf"{last} has shape \(1, 24\)"),
+    }
+    for name, (change, message) in cases.items():
+        bad = tmp_path / name
+        save_adapter(trained, bad)
+        _rewrite(bad, change)
+        for start in ("plain", "adapted"):                    # a fresh model, and one that holds another adapter
+            model = Tiny()
+            if start == "adapted":
+                load_adapter(model, good)
+            snap = _snapshot(model)
+            with pytest.raises(ValueError, match=message):
+                load_adapter(model, bad)
+            _unchanged(model, snap)
+            assert str(bad / "adapter.safetensors") in str(pytest.raises(ValueError, load_adapter, model, bad).value)
+    for text, message in (("", "not a readable adapter card"), ('{"format": "lora_edu.adapter/1"', "not a readable"),
+                          ('{"format": "lora_edu.adapter/1"}', r"lacks the field\(s\)"), ("[1]", "format 'list'")):
+        broken = tmp_path / f"card{len(text)}"
+        save_adapter(trained, broken)
+        (broken / "adapter.json").write_text(text)
+        model = Tiny()
+        snap = _snapshot(model)
+        with pytest.raises(ValueError, match=message) as err:
+            load_adapter(model, broken)
+        assert str(broken / "adapter.json") in str(err.value)
+        _unchanged(model, snap)
+    truncated = tmp_path / "truncated"
+    save_adapter(trained, truncated)
+    data = (truncated / "adapter.safetensors").read_bytes()
+    (truncated / "adapter.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="adapter.safetensors is not a readable safetensors file"):
+        load_adapter(Tiny(), truncated)
+    card = json.loads((good / "adapter.json").read_text())
+    assert card["targets"] == ["h.0.c_attn", "h.1.c_attn"]
