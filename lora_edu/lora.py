@@ -114,15 +114,27 @@ class LoRALinear(nn.Module):
         w = self.base.weight
         w.copy_((w.float() + self.delta_weight().T).to(w.dtype))      # weight = Wᵀ (out, in)
         self.merged = True
+        # merged means frozen: ΔW now lives in the base weight, so M and N must not move until unmerge()
+        self._while_merged = (self.M.detach().clone(), self.N.detach().clone(), self.M.requires_grad,
+                              self.N.requires_grad)
+        self.M.requires_grad_(False)
+        self.N.requires_grad_(False)
 
     @torch.no_grad()
     def unmerge(self) -> None:
         """Take ΔW back out of the base weight (through fp32; exact up to rounding in the weight's dtype)."""
         if not self.merged:
             raise ValueError("this LoRA layer is not merged; unmerging would subtract ΔW from the base weight")
+        M0, N0, m_grad, n_grad = self._while_merged
+        if not (torch.equal(self.M, M0) and torch.equal(self.N, N0)):
+            raise ValueError("M or N changed while the layer was merged, so the ΔW to take out of the base weight is "
+                             "no longer the one merged into it; put them back (or reload the base model)")
         w = self.base.weight
         w.copy_((w.float() - self.delta_weight().T).to(w.dtype))
         self.merged = False
+        self.M.requires_grad_(m_grad)
+        self.N.requires_grad_(n_grad)
+        del self._while_merged
 
 
 def lora_layers(model: nn.Module) -> dict[str, LoRALinear]:
@@ -164,6 +176,14 @@ def apply_lora(model: nn.Module, targets, r: int, alpha=None, dropout: float = 0
         shown = ", ".join(linear[:12]) + (f", … ({len(linear)} in all)" if len(linear) > 12 else "")
         raise ValueError(f"no nn.Linear module matches targets {targets!r}; the model's Linear modules are: "
                          f"{shown or 'none'}")
+    holders = {}                                                            # a weight held by two modules is tied
+    for pname, p in model.named_parameters(remove_duplicate=False):
+        holders.setdefault(id(p), []).append(pname)
+    for name in names:
+        tied = [h for h in holders[id(model.get_submodule(name).weight)] if h != f"{name}.weight"]
+        if tied:
+            raise ValueError(f"{name}.weight is tied to {', '.join(tied)}: LoRA there would change both (merging "
+                             f"would write ΔW into the other too); leave {name} out of the targets")
     for name in names:                                                      # every layer's rank, before any change
         m = model.get_submodule(name)
         check_int(r, "r", 1, min(m.in_features, m.out_features),

@@ -462,3 +462,41 @@ def test_load_adapter_is_all_or_nothing(tmp_path):
         load_adapter(Tiny(), truncated)
     card = json.loads((good / "adapter.json").read_text())
     assert card["targets"] == ["h.0.c_attn", "h.1.c_attn"]
+
+
+def test_merged_means_frozen():
+    layer = make()
+    nn.init.normal_(layer.N)
+    x = torch.randn(4, 6)
+    with torch.no_grad():
+        before, w0 = layer(x), layer.base.weight.clone()
+    layer.merge()
+    assert not layer.M.requires_grad and not layer.N.requires_grad       # no optimizer step can move them
+    saved = layer.N.detach().clone()
+    with torch.no_grad():
+        layer.N.add_(1.0)                                                 # but a hand edit is caught
+    with pytest.raises(ValueError, match="M or N changed while the layer was merged"):
+        layer.unmerge()
+    with torch.no_grad():
+        layer.N.copy_(saved)
+    layer.unmerge()
+    assert layer.M.requires_grad and layer.N.requires_grad
+    torch.testing.assert_close(layer.base.weight, w0, atol=1e-6, rtol=0)
+    with torch.no_grad():
+        torch.testing.assert_close(layer(x), before)
+    for _ in range(100):                                                  # 100 cycles stay within 1e-6
+        layer.merge()
+        layer.unmerge()
+    torch.testing.assert_close(layer.base.weight, w0, atol=1e-6, rtol=0)
+
+
+def test_apply_lora_refuses_a_tied_weight():
+    from lora_edu.gpt import GPT, GPTConfig, LORA_TARGETS
+    gpt = GPT(GPTConfig(block_size=16, n_layer=1, n_head=2, n_embd=16))
+    snap = _snapshot(gpt)
+    with pytest.raises(ValueError, match=r"lm_head.weight is tied to transformer.wte.weight"):
+        apply_lora(gpt, ["lm_head"], r=2)
+    with pytest.raises(ValueError, match="tied"):
+        apply_lora(gpt, re.compile(r".*"), r=2)                           # a catch-all regex is caught too
+    _unchanged(gpt, snap)
+    assert len(apply_lora(gpt, LORA_TARGETS, r=2)) == 4
