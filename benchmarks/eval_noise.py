@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lora_edu.data import as_tokens, window_pairs
+from lora_edu.data import as_tokens, window_pairs, window_starts
 from lora_edu.gpt import LORA_TARGETS, load_pretrained
 from lora_edu.lora import apply_lora
 from lora_edu.sweep import BUDGETS, REGIMES, budget_task, load_results
@@ -24,7 +24,7 @@ from lora_edu.train import evaluate, finetune
 def window_losses(model, text, block):
     """Mean loss of every non-overlapping window of `text`: (n_windows,)."""
     tokens = as_tokens(text)
-    starts = torch.arange((tokens.numel() - 1) // block) * block
+    starts = window_starts(tokens, block)                                               # every window once
     model.eval()
     out = []
     with torch.no_grad():

@@ -138,16 +138,16 @@ def corpus(name: str) -> Corpus:
                                    "(some installs ship only .pyc files); pass your own text with load_text(path)")
             docs[mod] = Path(origin).read_text(encoding="utf-8")
         return _split(name, docs)
-    docs = {}
-    for year in range(1800, 2300):
-        months = []
-        for m in range(1, 13):
-            title = f"{_MONTHS[m - 1]} {year}".center(20).rstrip()
-            weeks = [" ".join(f"{d:2d}" if d else "  " for d in week).rstrip()
-                     for week in calendar.Calendar().monthdayscalendar(year, m)]
-            months.append("\n".join([title, "Mo Tu We Th Fr Sa Su", *weeks]))
-        docs[str(year)] = "\n\n".join(months)
+    docs = {str(year): "\n\n".join(calendar_month(year, m) for m in range(1, 13)) for year in range(1800, 2300)}
     return _split(name, docs)
+
+
+def calendar_month(year: int, month: int) -> str:
+    """One month as the calendar task lays it out: the title centred over 20 columns, the weekday header, the weeks."""
+    title = f"{_MONTHS[month - 1]} {year}".center(20).rstrip()
+    weeks = [" ".join(f"{d:2d}" if d else "  " for d in week).rstrip()
+             for week in calendar.Calendar().monthdayscalendar(year, month)]
+    return "\n".join([title, "Mo Tu We Th Fr Sa Su", *weeks])
 
 
 def load_text(path, val_fraction: float = 0.1, name: str | None = None) -> Corpus:
@@ -189,6 +189,14 @@ def window_pairs(tokens: torch.Tensor, starts: torch.Tensor, block_size: int):
     """Windows of a token stream (N,) starting at `starts` (B,) -> inputs x (B, T) and next-byte targets y (B, T)."""
     window = tokens[starts[:, None] + torch.arange(block_size + 1)].long()                     # (B, T + 1)
     return window[:, :-1], window[:, 1:]
+
+
+def window_starts(tokens: torch.Tensor, block_size: int, windows: int | None = None) -> torch.Tensor:
+    """Starts (W,) of `windows` evenly spaced windows of a token stream (N,), or with None of every non-overlapping
+    window (the whole text, each byte predicted once)."""
+    if windows is None:
+        return torch.arange((tokens.numel() - 1) // block_size) * block_size
+    return torch.linspace(0, tokens.numel() - block_size - 1, check_int(windows, "windows", 1)).long()
 
 
 def get_batch(tokens: torch.Tensor, batch_size: int, block_size: int, generator: torch.Generator | None = None):

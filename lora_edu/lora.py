@@ -74,6 +74,11 @@ class LoRALinear(nn.Module):
         self.base.weight.copy_((W - top).T.to(self.base.weight.dtype))
 
     @property
+    def settings(self) -> tuple:
+        """(r, alpha, init, rslora): what every layer of one adapter shares."""
+        return self.r, self.alpha, self.init, self.rslora
+
+    @property
     def enabled(self) -> bool:
         """Whether the LoRA path is added; False gives the base layer alone (only while unmerged)."""
         return self._enabled
@@ -179,13 +184,12 @@ def apply_lora(model: nn.Module, targets, r: int, alpha=None, dropout: float = 0
     holders = {}                                                            # a weight held by two modules is tied
     for pname, p in model.named_parameters(remove_duplicate=False):
         holders.setdefault(id(p), []).append(pname)
-    for name in names:
-        tied = [h for h in holders[id(model.get_submodule(name).weight)] if h != f"{name}.weight"]
+    for name in names:                                                      # every layer checked before any change
+        m = model.get_submodule(name)
+        tied = [h for h in holders[id(m.weight)] if h != f"{name}.weight"]
         if tied:
             raise ValueError(f"{name}.weight is tied to {', '.join(tied)}: LoRA there would change both (merging "
                              f"would write ΔW into the other too); leave {name} out of the targets")
-    for name in names:                                                      # every layer's rank, before any change
-        m = model.get_submodule(name)
         check_int(r, "r", 1, min(m.in_features, m.out_features),
                   where=f" for {name}, a Linear({m.in_features}, {m.out_features})")
     flags = {id(p): p.requires_grad for p in model.parameters()}           # to put back if anything fails
@@ -193,8 +197,7 @@ def apply_lora(model: nn.Module, targets, r: int, alpha=None, dropout: float = 0
     try:
         layers = {name: LoRALinear(model.get_submodule(name), r, alpha, dropout, init, rslora) for name in names}
         if existing:
-            first, new = next(iter(existing.values())), next(iter(layers.values()))
-            mine, theirs = (first.r, first.alpha, first.init, first.rslora), (new.r, new.alpha, new.init, new.rslora)
+            mine, theirs = next(iter(existing.values())).settings, next(iter(layers.values())).settings
             if mine != theirs:
                 raise ValueError(f"the model's LoRA layers have (r, alpha, init, rslora) = {mine}; a second "
                                  f"apply_lora adds to the same adapter and must match, but got {theirs}")
@@ -265,7 +268,7 @@ def save_adapter(model: nn.Module, path) -> Path:
     from safetensors.torch import save_file
     layers = _require_lora(model)
     first = next(iter(layers.values()))
-    if any((l.r, l.alpha, l.init, l.rslora) != (first.r, first.alpha, first.init, first.rslora) for l in layers.values()):
+    if any(l.settings != first.settings for l in layers.values()):
         raise ValueError("save_adapter stores one (r, alpha, init, rslora) for all layers; these layers differ")
     if any(l.merged for l in layers.values()):
         raise ValueError("unmerge the model before saving: a merged base weight already contains ΔW")

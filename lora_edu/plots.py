@@ -4,6 +4,8 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
+from .rank import resolve_tol
+
 __all__ = ["unit_circle_map", "singular_values", "reconstruction", "error_curve", "loss_curves", "rank_tradeoff"]
 
 BLUE, ORANGE, GREY = "#1f77b4", "#ff7f0e", "#7f7f7f"
@@ -30,7 +32,7 @@ def unit_circle_map(A, axes=None, title=None):
     U, s, Vt = np.linalg.svd(A)
     flip = np.where(Vt[:, 0] < 0, -1.0, 1.0)                    # the signs are free: point v₁, v₂ to the right
     U, Vt = U * flip, Vt * flip[:, None]
-    rank = int((s > s[0] * 2 * np.finfo(float).eps).sum()) if s[0] > 0 else 0
+    rank = int((s > resolve_tol(s, A)).sum())                    # numpy's rule, as matrix_rank
     t = np.linspace(0, 2 * np.pi, 241)
     circle = np.stack([np.cos(t), np.sin(t)])                   # (2, 241): inputs x as columns
     image = A @ circle                                           # (2, 241): outputs A x

@@ -26,7 +26,7 @@ import torch
 from . import __version__
 from ._checks import check_real
 from ._io import write_atomic
-from .data import Corpus, as_tokens, check_length, corpus, window_pairs
+from .data import Corpus, as_tokens, check_length, corpus, window_pairs, window_starts
 from .gpt import LORA_TARGETS, load_pretrained, pick_device
 from .lora import _matches, similarity_grid
 from .pretrain import hardware
@@ -78,7 +78,7 @@ def input_directions(model: torch.nn.Module, text, targets=LORA_TARGETS, k: int 
             hooks.append(m.register_forward_hook(keep(name)))
     if not hooks:
         raise ValueError(f"no nn.Linear in the model matches targets {targets!r}")
-    starts = torch.linspace(0, tokens.numel() - block_size - 1, windows).long()
+    starts = window_starts(tokens, block_size, windows)
     device = next(model.parameters()).device
     try:
         with torch.no_grad():
@@ -175,9 +175,10 @@ def main(argv=None) -> Path:
     # (everything above) are the same, and the time they took.
     partial = args.out.with_name(args.out.stem + ".partial.json")
     done = json.loads(partial.read_text()) if args.resume and partial.is_file() else {}
-    if done and done.get("settings") != {k: result[k] for k in result if k != "regimes"}:
+    settings = {k: v for k, v in result.items() if k != "regimes"}
+    if done and done.get("settings") != settings:
         raise SystemExit(f"{partial} comes from a run with other settings; delete it or run without --resume")
-    done.setdefault("settings", {k: result[k] for k in result if k != "regimes"})
+    done.setdefault("settings", settings)
     done.setdefault("sections", {})
     earlier = sum(s["seconds"] for s in done["sections"].values())
 
@@ -202,12 +203,12 @@ def main(argv=None) -> Path:
                   f"{row['seconds']:.1f} s")
         grids = {n: similarity_grid(out["factors"][8][n], out["factors"][64][n]).round(6).tolist()
                  for n in out["factors"][8]}
-        data_dirs = input_directions(load_pretrained().to(device), task.train, block_size=block)
         to_inputs = {n: similarity_grid(out["factors"][8][n], data_dirs[n]).round(6).tolist() for n in out["factors"][8]}
         epochs = steps * batch * block / result["train_bytes"]
         return {"steps": steps, "epochs": round(epochs, 3), "rows": out["rows"], "spectra": _spectra(out["deltas"]),
                 "similarity_r8_r64": grids, "similarity_r8_inputs": to_inputs}   # φ(M₈, the inputs' top 64 dirs)
 
+    data_dirs = input_directions(load_pretrained().to(device), task.train, block_size=block)   # the same base for both
     for name, steps in regimes.items():
         result["regimes"][name] = section(f"regime {name}", lambda: regime(name, steps))
     gentle = dict(task=task, ranks=ranks, steps=regimes["gentle"], batch_size=batch, block_size=block, device=device,

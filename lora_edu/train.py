@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 
 from ._checks import check_int, check_real
-from .data import as_tokens, check_length, get_batch, window_pairs
+from .data import as_tokens, check_length, get_batch, window_pairs, window_starts
 from .gpt import pick_device
 from .lora import lora_layers, save_adapter
 
@@ -77,10 +77,7 @@ def evaluate(model: nn.Module, text, block_size: int = 256, windows: int | None 
     batch_size = check_int(batch_size, "batch_size", 1)
     check_length(tokens, block_size)
     device = next(model.parameters()).device
-    if windows is None:
-        starts = torch.arange((tokens.numel() - 1) // block_size) * block_size          # (n,): every window once
-    else:
-        starts = torch.linspace(0, tokens.numel() - block_size - 1, check_int(windows, "windows", 1)).long()
+    starts = window_starts(tokens, block_size, windows)                                  # (windows,)
     windows = len(starts)
     was_training = model.training
     model.eval()

@@ -64,8 +64,8 @@ _W_BLIND = np.array([[1.0, 0.0, 2.0], [0.0, 1.0, 1.0], [1.0, 1.0, 3.0], [2.0, -1
 
 
 def _blind_spot(answer):
-    x = np.asarray(as_matrix_answer(np.atleast_2d(answer) if not isinstance(answer, (str, bytes)) and answer is not None
-                                    else answer, "your input"), dtype=float)
+    plain = answer is None or isinstance(answer, (str, bytes))
+    x = as_matrix_answer(answer if plain else np.atleast_2d(answer), "your input")
     if x.shape not in ((1, 5), (5, 1)):
         got = f"{x.shape[1]} numbers" if x.shape[0] == 1 else f"shape {x.shape}"
         return f"your x has {got}; the layer takes 5 inputs."
