@@ -24,5 +24,13 @@ def write_atomic(path, write) -> None:
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        remove_quietly(tmp)                 # the real error is the one to report, not a failed cleanup
         raise
+
+
+def remove_quietly(path) -> None:
+    """Delete `path` if it exists; a failure to delete is ignored (the caller has a better error to report)."""
+    try:
+        Path(path).unlink(missing_ok=True)
+    except OSError:
+        pass

@@ -6,6 +6,7 @@ weight with `transformer.wte` (tied), so do not put LoRA on it. Tokens are bytes
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass, fields
@@ -213,40 +214,65 @@ class GPT(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
 
+def _model_files(path) -> tuple[Path, Path]:
+    """NAME -> (NAME.safetensors, NAME.json); the whole name is kept ("run.v1" stays "run.v1"), a suffix
+    .safetensors or .json given by the caller is dropped."""
+    path = Path(path)
+    if path.suffix in (".safetensors", ".json"):
+        path = path.with_suffix("")
+    return path.with_name(path.name + ".safetensors"), path.with_name(path.name + ".json")
+
+
 def save_model(model: GPT, path, card: dict | None = None, dtype=torch.bfloat16) -> Path:
-    """Write model weights as `path`.safetensors (16-bit by default) and its card (config + `card`) as `path`.json."""
-    from safetensors.torch import save_file
+    """Write model weights as `path`.safetensors (16-bit by default) and its card (config + `card`, the weights'
+    sha256) as `path`.json."""
+    from safetensors.torch import save
 
     from ._io import write_atomic
 
     if not isinstance(model, GPT):
         raise TypeError(f"save_model saves a lora_edu GPT; got {type(model).__name__}")
-    path = Path(path).with_suffix("")
+    if card is not None and not isinstance(card, dict):
+        raise TypeError(f"card must be a dict of JSON values or None; got {type(card).__name__}")
+    weights, card_file = _model_files(path)
     state = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()
              if k != "lm_head.weight"}                                          # tied: stored once, as wte
-    meta = {"format": "lora_edu.gpt/1", "config": asdict(model.config), **(card or {})}
-    write_atomic(path.with_suffix(".safetensors"), lambda tmp: save_file(state, tmp, metadata={"format": "pt"}))
-    write_atomic(path.with_suffix(".json"), lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=1) + "\n"))
-    return path.with_suffix(".safetensors")
+    data = save(state, metadata={"format": "pt"})
+    meta = {"format": "lora_edu.gpt/1", "config": asdict(model.config), **(card or {}),
+            "sha256": hashlib.sha256(data).hexdigest()}
+    text = json.dumps(meta, indent=1) + "\n"                                  # fails before any file is touched
+    write_atomic(weights, lambda tmp: Path(tmp).write_bytes(data))
+    write_atomic(card_file, lambda tmp: Path(tmp).write_text(text))
+    return weights
 
 
 def load_model(path, device="cpu") -> tuple[GPT, dict]:
     """Read a model written by `save_model` -> (GPT in float32 on `device`, its card)."""
-    from safetensors.torch import load_file
+    from safetensors import SafetensorError
+    from safetensors.torch import load
 
-    path = Path(path).with_suffix("")
-    weights, card_file = path.with_suffix(".safetensors"), path.with_suffix(".json")
+    weights, card_file = _model_files(path)
     for f in (weights, card_file):
         if not f.is_file():
             raise FileNotFoundError(f"no model at {f}; save_model writes NAME.safetensors and NAME.json")
-    card = json.loads(card_file.read_text())
-    if card.get("format") != "lora_edu.gpt/1":
-        raise ValueError(f"{card_file} is not a lora_edu GPT card (format {card.get('format')!r})")
+    try:
+        card = json.loads(card_file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{card_file} is not a readable model card ({e})") from None
+    if not isinstance(card, dict) or card.get("format") != "lora_edu.gpt/1" or not isinstance(card.get("config"), dict):
+        got = card.get("format") if isinstance(card, dict) else type(card).__name__
+        raise ValueError(f"{card_file} is not a lora_edu GPT card (format {got!r})")
+    data = weights.read_bytes()
+    if "sha256" in card and hashlib.sha256(data).hexdigest() != card["sha256"]:
+        raise ValueError(f"{weights} is not the file its card {card_file.name} describes (its sha256 differs)")
     known = {f.name for f in fields(GPTConfig)}
-    model = GPT(GPTConfig(**{k: v for k, v in card["config"].items() if k in known}))
-    state = {k: v.float() for k, v in load_file(weights).items()}
-    state["lm_head.weight"] = state["transformer.wte.weight"]
-    model.load_state_dict(state)
+    try:
+        model = GPT(GPTConfig(**{k: v for k, v in card["config"].items() if k in known}))
+        state = {k: v.float() for k, v in load(data).items()}
+        state["lm_head.weight"] = state["transformer.wte.weight"]
+        model.load_state_dict(state)
+    except (SafetensorError, KeyError, RuntimeError, TypeError) as e:
+        raise ValueError(f"{weights} does not hold the model its card {card_file.name} describes ({e})") from None
     return model.to(pick_device(device)), card
 
 

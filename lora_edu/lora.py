@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 
 from ._checks import as_matrix, check_int, check_real
-from ._io import write_atomic
+from ._io import remove_quietly, write_atomic
 
 __all__ = ["LoRALinear", "apply_lora", "lora_layers", "merge", "unmerge", "count_parameters", "ParamCount",
            "save_adapter", "load_adapter", "ARCHITECTURES", "lora_param_count", "LoRACount",
@@ -263,29 +263,49 @@ def _fingerprint(shapes: dict) -> str:
     return hashlib.sha256(json.dumps(shapes, sort_keys=True).encode()).hexdigest()[:16]
 
 
+TENSORS = re.compile(r"adapter(\.[1-9][0-9]*)?\.safetensors")   # adapter.N.safetensors; the bare name: before 0.9
+
+
 def save_adapter(model: nn.Module, path) -> Path:
-    """Write only the LoRA tensors (adapter.safetensors) and a small adapter.json into the folder `path`."""
-    from safetensors.torch import save_file
+    """Write the LoRA tensors (adapter.N.safetensors) and the card naming them (adapter.json) into the folder `path`.
+
+    One unit: the tensors go to a new file first, then the card is replaced in one step (the commit), then the old
+    tensor file is removed. Whatever fails, adapter.json describes the tensors beside it and the old adapter loads.
+    """
+    from safetensors.torch import save
     layers = _require_lora(model)
     first = next(iter(layers.values()))
     if any(l.settings != first.settings for l in layers.values()):
         raise ValueError("save_adapter stores one (r, alpha, init, rslora) for all layers; these layers differ")
     if any(l.merged for l in layers.values()):
         raise ValueError("unmerge the model before saving: a merged base weight already contains ΔW")
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"save_adapter writes a folder; {folder} is a file")
     shapes = {n: [l.base.in_features, l.base.out_features] for n, l in layers.items()}
     tensors = {}
     for n, l in layers.items():
         tensors[f"{n}.M"] = l.M.detach().cpu().contiguous()
         tensors[f"{n}.N"] = l.N.detach().cpu().contiguous()
+    data = save(tensors, metadata={"format": "pt"})
+    folder.mkdir(parents=True, exist_ok=True)
+    old = [f for f in folder.iterdir() if TENSORS.fullmatch(f.name)]
+    generation = 1 + max((int(f.name.split(".")[1]) for f in old if f.name.count(".") == 2), default=0)
+    name = f"adapter.{generation}.safetensors"                       # never the name of a file already there
     from . import __version__
     card = {"format": "lora_edu.adapter/1", "lora_edu": __version__, "r": first.r, "alpha": first.alpha,
             "scaling": "alpha/sqrt(r)" if first.rslora else "alpha/r", "init": first.init,
             "dropout": first.dropout_p, "targets": sorted(layers), "base_shapes": shapes,
-            "base_fingerprint": _fingerprint(shapes), "layout": "M (in, r), N (r, out): y = base(x) + x@M@N*scaling"}
-    folder = Path(path)
-    folder.mkdir(parents=True, exist_ok=True)
-    write_atomic(folder / "adapter.safetensors", lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
-    write_atomic(folder / "adapter.json", lambda tmp: Path(tmp).write_text(json.dumps(card, indent=2) + "\n"))
+            "base_fingerprint": _fingerprint(shapes), "tensors": name, "sha256": hashlib.sha256(data).hexdigest(),
+            "layout": "M (in, r), N (r, out): y = base(x) + x@M@N*scaling"}
+    write_atomic(folder / name, lambda tmp: Path(tmp).write_bytes(data))
+    try:
+        write_atomic(folder / "adapter.json", lambda tmp: Path(tmp).write_text(json.dumps(card, indent=2) + "\n"))
+    except BaseException:
+        remove_quietly(folder / name)                                 # the old card and its tensors stay
+        raise
+    for f in old:                                                     # committed: the old tensors are garbage now
+        remove_quietly(f)
     return folder
 
 
@@ -305,16 +325,26 @@ def _read_card(folder: Path) -> dict:
     if not (isinstance(card["targets"], list) and card["targets"] and isinstance(card["base_shapes"], dict)
             and set(card["base_shapes"]) == set(card["targets"])):
         raise ValueError(f"{path}: targets and base_shapes must name the same modules")
+    card.setdefault("tensors", "adapter.safetensors")                # cards written before 0.9 name no file
+    if not (isinstance(card["tensors"], str) and TENSORS.fullmatch(card["tensors"])):
+        raise ValueError(f"{path}: 'tensors' must name a file adapter.N.safetensors in the same folder; "
+                         f"got {card['tensors']!r}")
     return card
 
 
 def _read_tensors(folder: Path, card: dict) -> dict:
-    """adapter.safetensors, checked against the card: exactly M and N of every target, real floats, finite, shaped."""
+    """The card's tensor file, checked against the card: its hash, exactly M and N of every target, real floats,
+    finite, shaped."""
     from safetensors import SafetensorError
-    from safetensors.torch import load_file
-    path = folder / "adapter.safetensors"
+    from safetensors.torch import load
+    path = folder / card["tensors"]
+    if not path.is_file():
+        raise FileNotFoundError(f"{folder / 'adapter.json'} names {card['tensors']}, which is not in {folder}")
+    data = path.read_bytes()
+    if "sha256" in card and hashlib.sha256(data).hexdigest() != card["sha256"]:
+        raise ValueError(f"{path} is not the file its card describes (its sha256 differs from adapter.json's)")
     try:
-        tensors = load_file(str(path))
+        tensors = load(data)
     except (SafetensorError, OSError, ValueError) as e:
         raise ValueError(f"{path} is not a readable safetensors file ({e})") from None
     want = {f"{n}.{k}" for n in card["targets"] for k in "MN"}
@@ -341,9 +371,8 @@ def load_adapter(model: nn.Module, path) -> list[str]:
     All or nothing: the card, every tensor and the model are checked first, so on any error the model is as before.
     """
     folder = Path(path)
-    for f in ("adapter.json", "adapter.safetensors"):
-        if not (folder / f).is_file():
-            raise FileNotFoundError(f"{folder} is not an adapter folder: {f} is missing")
+    if not (folder / "adapter.json").is_file():
+        raise FileNotFoundError(f"{folder} is not an adapter folder: adapter.json is missing")
     card = _read_card(folder)
     names = card["targets"]
     modules = dict(model.named_modules())

@@ -131,6 +131,33 @@ def test_save_and_load_round_trip(tmp_path):
         save_model(nn.Linear(2, 2), tmp_path / "x")
 
 
+def test_model_files_keep_their_whole_name_and_their_card_describes_them(tmp_path):
+    a, b = tiny(), tiny()
+    with torch.no_grad():
+        b.transformer.wte.weight.add_(1.0)
+    assert save_model(a, tmp_path / "run.v1").name == "run.v1.safetensors"
+    assert save_model(b, tmp_path / "run.v2.safetensors").name == "run.v2.safetensors"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.v1.json", "run.v1.safetensors", "run.v2.json",
+                                                          "run.v2.safetensors"]
+    one, _ = load_model(tmp_path / "run.v1.json")
+    assert torch.equal(one.transformer.wte.weight, a.transformer.wte.weight.to(torch.bfloat16).float())
+    (tmp_path / "run.v1.safetensors").write_bytes((tmp_path / "run.v2.safetensors").read_bytes())
+    with pytest.raises(ValueError, match="run.v1.safetensors is not the file its card run.v1.json describes"):
+        load_model(tmp_path / "run.v1")
+    card = json.loads((tmp_path / "run.v1.json").read_text())
+    del card["sha256"]
+    card["config"]["n_embd"] *= 2
+    (tmp_path / "run.v1.json").write_text(json.dumps(card))
+    with pytest.raises(ValueError, match="does not hold the model its card run.v1.json describes"):
+        load_model(tmp_path / "run.v1")
+    for text in ("", "[1]", '{"format": "lora_edu.gpt/1"}'):
+        (tmp_path / "run.v1.json").write_text(text)
+        with pytest.raises(ValueError, match=r"run.v1.json is not a (readable model|lora_edu GPT) card"):
+            load_model(tmp_path / "run.v1")
+    with pytest.raises(TypeError, match="card must be a dict"):
+        save_model(a, tmp_path / "c", card=[1])
+
+
 def test_pick_device():
     assert pick_device("auto").type in ("cuda", "mps", "cpu")
     assert pick_device("cpu") == torch.device("cpu")

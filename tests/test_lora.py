@@ -1,5 +1,6 @@
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -183,7 +184,8 @@ def test_save_load_round_trip_is_bit_exact(tmp_path, init):
     save_adapter(model, tmp_path / "ad")
     card = json.loads((tmp_path / "ad" / "adapter.json").read_text())
     assert card["r"] == 2 and card["alpha"] == 4 and card["init"] == init and len(card["targets"]) == 4
-    assert sorted(p.name for p in (tmp_path / "ad").iterdir()) == ["adapter.json", "adapter.safetensors"]
+    assert sorted(p.name for p in (tmp_path / "ad").iterdir()) == ["adapter.1.safetensors", "adapter.json"]
+    assert card["tensors"] == "adapter.1.safetensors" and len(card["sha256"]) == 64
     assert load_adapter(fresh, tmp_path / "ad") == card["targets"]
     x = torch.randn(3, 8)
     assert torch.equal(fresh(x), model(x))
@@ -237,22 +239,114 @@ def test_architecture_calculator_matches_published_counts():
         lora_param_count("gpt2", 8, "q_proj")
 
 
-def test_a_failed_save_leaves_the_previous_adapter_intact(tmp_path, monkeypatch):
+def _files(folder):
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def _two_adapters():
+    """Two models with the same LoRA layout and different factors: the adapter on disk, and the one replacing it."""
+    models = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        model = Tiny()
+        apply_lora(model, "c_attn", r=2)
+        for layer in lora_layers(model).values():
+            nn.init.normal_(layer.N)
+        models.append(model)
+    return models
+
+
+def _outputs(folder):
+    fresh = Tiny()
+    load_adapter(fresh, folder)
+    return [l.N.detach().clone() for l in lora_layers(fresh).values()]
+
+
+@pytest.mark.parametrize("step", ["serialize", "tensor write", "tensor rename", "card write", "card rename"])
+def test_a_failed_save_leaves_the_previous_adapter_loadable(tmp_path, monkeypatch, step):
+    import lora_edu._io
     import safetensors.torch
-    model = Tiny()
-    apply_lora(model, "c_attn", r=2)
-    save_adapter(model, tmp_path / "ad")
-    before = (tmp_path / "ad" / "adapter.safetensors").read_bytes()
+    old, new = _two_adapters()
+    folder = save_adapter(old, tmp_path / "ad")
+    before, loaded = _files(folder), _outputs(folder)
+    renames = []
 
-    def broken(tensors, path, metadata=None):
-        open(path, "wb").write(b"half a file")
-        raise OSError("disk full")
+    def replace(src, dst, real=lora_edu._io.os.replace):
+        renames.append(dst)
+        if len(renames) == {"tensor rename": 1, "card rename": 2}[step]:
+            raise OSError("disk full")
+        real(src, dst)
 
-    monkeypatch.setattr(safetensors.torch, "save_file", broken)
+    def half(suffix):
+        real = getattr(Path, "write_" + suffix)
+
+        def write(self, data, *a, **k):
+            real(self, data[: len(data) // 2], *a, **k)
+            raise OSError("disk full")
+        return write
+
+    if step == "serialize":
+        monkeypatch.setattr(safetensors.torch, "save", lambda *a, **k: (_ for _ in ()).throw(OSError("disk full")))
+    elif step.endswith("rename"):
+        monkeypatch.setattr(lora_edu._io.os, "replace", replace)
+    else:
+        monkeypatch.setattr(Path, "write_bytes" if step == "tensor write" else "write_text",
+                            half("bytes" if step == "tensor write" else "text"))
     with pytest.raises(OSError, match="disk full"):
-        save_adapter(model, tmp_path / "ad")
-    assert (tmp_path / "ad" / "adapter.safetensors").read_bytes() == before
-    assert sorted(p.name for p in (tmp_path / "ad").iterdir()) == ["adapter.json", "adapter.safetensors"]
+        save_adapter(new, folder)
+    monkeypatch.undo()
+    assert _files(folder) == before                      # no temp file, no new tensors, the card untouched
+    assert all(torch.equal(a, b) for a, b in zip(_outputs(folder), loaded))
+
+
+def test_a_failed_cleanup_does_not_hide_the_real_error(tmp_path, monkeypatch):
+    import lora_edu._io
+    old, new = _two_adapters()
+    folder = save_adapter(old, tmp_path / "ad")
+    before = _files(folder)
+    monkeypatch.setattr(lora_edu._io.os, "replace", lambda *a: (_ for _ in ()).throw(OSError("disk full")))
+    monkeypatch.setattr(Path, "unlink", lambda *a, **k: (_ for _ in ()).throw(PermissionError("read-only")))
+    with pytest.raises(OSError, match="disk full"):
+        save_adapter(new, folder)
+    monkeypatch.undo()
+    assert {k: v for k, v in _files(folder).items() if k in before} == before
+    assert all(k.endswith(".tmp") for k in set(_files(folder)) - set(before))   # only the temp file it could not delete
+
+
+def test_saving_again_commits_with_the_card_and_then_drops_the_old_tensors(tmp_path, monkeypatch):
+    old, new = _two_adapters()
+    folder = save_adapter(old, tmp_path / "ad")
+    monkeypatch.setattr(Path, "unlink", lambda *a, **k: (_ for _ in ()).throw(PermissionError("read-only")))
+    save_adapter(new, folder)                            # removing the old file fails after the commit: no error
+    monkeypatch.undo()
+    assert sorted(_files(folder)) == ["adapter.1.safetensors", "adapter.2.safetensors", "adapter.json"]
+    want = [l.N for l in lora_layers(new).values()]
+    assert all(torch.equal(a, b) for a, b in zip(_outputs(folder), want))
+    save_adapter(old, folder)                            # the next save removes every file the card does not name
+    assert sorted(_files(folder)) == ["adapter.3.safetensors", "adapter.json"]
+    with pytest.raises(ValueError, match="is a file"):
+        save_adapter(old, folder / "adapter.json")
+
+
+def test_a_card_only_loads_the_tensors_it_describes(tmp_path):
+    import json
+    old, new = _two_adapters()
+    a, b = save_adapter(old, tmp_path / "a"), save_adapter(new, tmp_path / "b")
+    (a / "adapter.1.safetensors").write_bytes((b / "adapter.1.safetensors").read_bytes())   # same shapes, other values
+    with pytest.raises(ValueError, match=r"adapter.1.safetensors is not the file its card describes"):
+        load_adapter(Tiny(), a)
+    card = json.loads((b / "adapter.json").read_text())
+    for hostile in ("../a/adapter.1.safetensors", "/etc/passwd", 3, "adapter.json"):
+        (b / "adapter.json").write_text(json.dumps({**card, "tensors": hostile}))
+        with pytest.raises(ValueError, match="'tensors' must name a file adapter.N.safetensors"):
+            load_adapter(Tiny(), b)
+    (b / "adapter.json").write_text(json.dumps({**card, "tensors": "adapter.7.safetensors"}))
+    with pytest.raises(FileNotFoundError, match="names adapter.7.safetensors, which is not in"):
+        load_adapter(Tiny(), b)
+    legacy = {k: v for k, v in card.items() if k not in ("tensors", "sha256")}    # a card from before 0.9
+    (b / "adapter.json").write_text(json.dumps(legacy))
+    (b / "adapter.1.safetensors").rename(b / "adapter.safetensors")
+    assert all(torch.equal(x, l.N) for x, l in zip(_outputs(b), lora_layers(new).values()))
 
 
 def test_disable_and_merge_do_not_mix_and_mismatched_settings_are_refused(tmp_path):
@@ -409,10 +503,16 @@ def test_a_second_apply_lora_extends_the_same_adapter():
 
 
 def _rewrite(folder, change):
-    """Rewrite an adapter's tensors through change(dict) -> dict, as a hostile or broken file would hold them."""
+    """Rewrite an adapter's tensors through change(dict) -> dict, as a hostile or broken file would hold them, with
+    a card that vouches for them (its sha256 updated)."""
+    import hashlib
+    import json
     from safetensors.torch import load_file, save_file
-    tensors = change(load_file(str(folder / "adapter.safetensors")))
-    save_file(tensors, str(folder / "adapter.safetensors"))
+    card = json.loads((folder / "adapter.json").read_text())
+    path = folder / card["tensors"]
+    save_file(change(load_file(str(path))), str(path))
+    card["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    (folder / "adapter.json").write_text(json.dumps(card))
 
 
 def test_load_adapter_is_all_or_nothing(tmp_path):
@@ -442,7 +542,7 @@ def test_load_adapter_is_all_or_nothing(tmp_path):
             with pytest.raises(ValueError, match=message):
                 load_adapter(model, bad)
             _unchanged(model, snap)
-            assert str(bad / "adapter.safetensors") in str(pytest.raises(ValueError, load_adapter, model, bad).value)
+            assert str(bad / "adapter.1.safetensors") in str(pytest.raises(ValueError, load_adapter, model, bad).value)
     for text, message in (("", "not a readable adapter card"), ('{"format": "lora_edu.adapter/1"', "not a readable"),
                           ('{"format": "lora_edu.adapter/1"}', r"lacks the field\(s\)"), ("[1]", "format 'list'")):
         broken = tmp_path / f"card{len(text)}"
@@ -456,9 +556,14 @@ def test_load_adapter_is_all_or_nothing(tmp_path):
         _unchanged(model, snap)
     truncated = tmp_path / "truncated"
     save_adapter(trained, truncated)
-    data = (truncated / "adapter.safetensors").read_bytes()
-    (truncated / "adapter.safetensors").write_bytes(data[: len(data) // 2])
-    with pytest.raises(ValueError, match="adapter.safetensors is not a readable safetensors file"):
+    data = (truncated / "adapter.1.safetensors").read_bytes()
+    (truncated / "adapter.1.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="adapter.1.safetensors is not the file its card describes"):
+        load_adapter(Tiny(), truncated)
+    card = json.loads((truncated / "adapter.json").read_text())
+    del card["sha256"]                                    # a card that does not vouch: the file's own check
+    (truncated / "adapter.json").write_text(json.dumps(card))
+    with pytest.raises(ValueError, match="adapter.1.safetensors is not a readable safetensors file"):
         load_adapter(Tiny(), truncated)
     card = json.loads((good / "adapter.json").read_text())
     assert card["targets"] == ["h.0.c_attn", "h.1.c_attn"]
