@@ -39,6 +39,16 @@ def as_matrix(A, name: str = "A") -> np.ndarray:
     return arr
 
 
+def unit_scale(A: np.ndarray) -> tuple[np.ndarray, float]:
+    """(A / c, c) for A (m, n), c the power of two with max|A / c| in [1, 2): exact, and σ², AᵀA or ‖A‖² of A / c
+    can neither overflow nor underflow, whether A's entries are 1e-300 or 1e300. The zero matrix gives (A, 1)."""
+    top = float(np.abs(A).max())
+    if top == 0:
+        return A, 1.0
+    c = float(np.ldexp(1.0, int(np.frexp(top)[1]) - 1))
+    return A / A.dtype.type(c), c
+
+
 def check_int(value, name: str, lo: int, hi: int | None = None, where: str = "") -> int:
     """An integer in [lo, hi] (hi inclusive; None: no upper bound), or a ValueError naming the range."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):

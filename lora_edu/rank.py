@@ -11,21 +11,30 @@ from fractions import Fraction
 
 import numpy as np
 
-from ._checks import as_matrix, check_int, check_real
+from ._checks import as_matrix, check_int, check_real, unit_scale
 
 __all__ = ["singular_values", "default_tol", "matrix_rank", "is_full_rank", "effective_rank", "energy_share",
            "spectrum_summary", "rank_by_elimination", "Step", "random_low_rank"]
 
 
+def _unit_spectrum(A: np.ndarray) -> tuple[np.ndarray, float]:
+    """(σ(A) / c, c) for a checked A (m, n): the singular values of A / c (`unit_scale`), safe at any scale."""
+    B, c = unit_scale(A)
+    return np.linalg.svd(B, compute_uv=False), c
+
+
 def singular_values(A) -> np.ndarray:
-    """Singular values of A (m, n), descending: shape (min(m, n),)."""
-    return np.linalg.svd(as_matrix(A), compute_uv=False)
+    """Singular values of A (m, n), descending: shape (min(m, n),); computed at unit scale, so only a σ beyond the
+    float range itself is inf."""
+    s, c = _unit_spectrum(as_matrix(A))
+    with np.errstate(over="ignore"):
+        return s * s.dtype.type(c)
 
 
 def resolve_tol(s, A: np.ndarray, tol=None) -> float:
     """The tolerance for A (m, n) with singular values s: tol if given (checked), else σ_max · max(m, n) · eps."""
     if tol is None:
-        return float(s[0] * max(A.shape) * np.finfo(A.dtype).eps)
+        return float(s[0] * (max(A.shape) * np.finfo(A.dtype).eps))
     return check_real(tol, "tol", lo=0.0)
 
 
@@ -38,8 +47,9 @@ def default_tol(A) -> float:
 def matrix_rank(A, tol=None) -> int:
     """Numerical rank of A (m, n): how many singular values exceed tol (default: `default_tol(A)`)."""
     A = as_matrix(A)
-    s = singular_values(A)
-    return int(np.count_nonzero(s > resolve_tol(s, A, tol)))
+    s, c = _unit_spectrum(A)                   # σ / c, and the tolerance in the same units
+    t = resolve_tol(s, A) if tol is None else resolve_tol(s, A, tol) / c
+    return int(np.count_nonzero(s > t))
 
 
 def is_full_rank(A, tol=None) -> bool:
@@ -61,22 +71,23 @@ def _directions(held: np.ndarray, energy: float) -> int:
 def effective_rank(A, energy: float = 0.9) -> int:
     """Smallest r whose top r singular values hold `energy` of ‖A‖²_F = Σσ²; 0 for the zero matrix."""
     energy = check_real(energy, "energy", lo=0.0, hi=1.0, lo_open=True)
-    s2 = singular_values(A) ** 2
+    s2 = _unit_spectrum(as_matrix(A))[0].astype(np.float64) ** 2
     return _directions(_held(s2), energy) if s2.sum() > 0 else 0
 
 
 def energy_share(A, k: int) -> float:
     """Share of ‖A‖²_F = Σσ² held by the top k singular values of A (m, n): 1.0 at k = min(m, n)."""
-    s2 = singular_values(A) ** 2
+    s2 = _unit_spectrum(as_matrix(A))[0].astype(np.float64) ** 2
     k = check_int(k, "k", 1, len(s2), where=f" for a matrix with {len(s2)} singular values")
     return float(_held(s2)[k - 1]) if s2.sum() > 0 else 0.0
 
 
 def spectrum_summary(s, k: int = 8, energy: float = 0.9) -> tuple[float, int]:
     """(energy_share, effective_rank) read off singular values s (n,) instead of a matrix: (top-k share, count)."""
-    s2 = np.sort(np.square(np.asarray(s, dtype=float)))[::-1]
-    if s2.ndim != 1 or s2.size == 0 or not np.isfinite(s2).all() or s2.sum() == 0:
+    s = np.abs(np.asarray(s, dtype=float))
+    if s.ndim != 1 or s.size == 0 or not np.isfinite(s).all() or s.max() == 0:
         raise ValueError(f"s must be a non-empty 1-D array of finite singular values, not all zero; got {s!r:.80}")
+    s2 = np.sort(np.square(s / s.max()))[::-1]                         # shares do not depend on the scale
     k = check_int(k, "k", 1, s2.size, where=f" for {s2.size} singular values")
     energy = check_real(energy, "energy", lo=0.0, hi=1.0, lo_open=True)
     held = _held(s2)

@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._checks import as_matrix, check_int, check_rank
+from ._checks import as_matrix, check_int, check_rank, unit_scale
 from .rank import resolve_tol
 
 __all__ = ["Storage", "storage", "relative_error", "rank_factorize", "low_rank_approx", "SVDFactorizer"]
@@ -33,8 +33,9 @@ def relative_error(A, M, N) -> float:
     A, M, N = as_matrix(A, "A"), as_matrix(M, "M"), as_matrix(N, "N")
     if M.shape[0] != A.shape[0] or N.shape[1] != A.shape[1] or M.shape[1] != N.shape[0]:
         raise ValueError(f"M @ N must have A's shape {A.shape}; got M {M.shape} @ N {N.shape}")
+    A, c = unit_scale(A)                                 # ‖·‖ at unit scale: no overflow at 1e200
     norm = np.linalg.norm(A)
-    diff = np.linalg.norm(A - M @ N)
+    diff = np.linalg.norm(A - (M / M.dtype.type(c)) @ N)
     if norm == 0:
         return 0.0 if diff == 0 else float("inf")
     return float(diff / norm)
@@ -75,34 +76,32 @@ def _energy(A) -> float:
 
 
 def _power(A, r, Qt, slack, max_iter):
-    """Power iterations from Qt (n, k) until the captured energy stops growing; returns Qt.
+    """Power iterations from Qt (n, k) until the captured energy stops growing -> (Qt, converged).
 
     For an orthonormal Qt, the best rank-r approximation of A inside span(Qt) has
     error² = ‖A‖² − Σ top-r σ(A Qt)², and σ(A Qt) = σ(R) for A Qt = Q R: every iteration knows its error.
-    The gains shrink about geometrically (ratio ρ); we stop when the extrapolated remaining gain,
-    gain·ρ/(1 − ρ), is below `slack` × error².
+    The gains shrink about geometrically (ratio ρ, the larger of the last two); we stop when the extrapolated
+    remaining gain, gain·ρ/(1 − ρ), is below `slack` × error². A flat spectrum (ρ near 1) may not get there
+    within max_iter: then converged is False.
     """
     total = _energy(A)
-    captured = gain = None
+    captured, gains = None, []
     for _ in range(max_iter):
         Q, R = _orth(A @ Qt)                                  # (m, k), (k, k)
         new = float(np.sum(np.linalg.svd(R, compute_uv=False)[:r].astype(np.float64) ** 2))
         err2 = max(total - new, 0.0)
         if err2 <= 1e-12 * total:
-            break
+            return Qt, True
         if captured is not None:
-            new_gain = max(new - captured, 0.0)
-            if new_gain <= 0.1 * slack * err2:  # so small that even ρ = 0.9 leaves less than the slack
-                break
-            if gain is not None:
-                rho = new_gain / gain if gain > 0 else 0.0
-                left = new_gain * rho / (1 - rho) if rho < 0.95 else np.inf
-                if max(left, new_gain) <= slack * err2:
-                    break
-            gain = new_gain
+            gains.append(max(new - captured, 0.0))
+            if len(gains) >= 3:                               # two ratios: a flat spectrum's gains can fall, then rise
+                g0, g1, g2 = gains[-3:]
+                rho = max(g1 / g0 if g0 > 0 else 0.0, g2 / g1 if g1 > 0 else 0.0)
+                if rho < 0.95 and max(g2 * rho / (1 - rho), g2) <= slack * err2:
+                    return Qt, True
         captured = new
         Qt, _ = _orth(A.T @ Q)                                # (n, k): the next guess of the row space
-    return Qt
+    return Qt, False
 
 
 def _randomized(A, r, seed, target=1.001, max_iter=40):
@@ -111,13 +110,15 @@ def _randomized(A, r, seed, target=1.001, max_iter=40):
     float64 input iterates in float32 (twice as fast; the subspace it finds is good to ~1e-7) and finishes with
     a float64 pass. Where the error is so small (< 0.1 %) that float32's rounding could matter, two float64
     power iterations polish the subspace first; such matrices have a wide spectral gap, so two are plenty.
+    A spectrum too flat to converge within max_iter iterations gets the full SVD: the promise holds either way.
     """
     m, n = A.shape
     k = min(r + max(10, r), min(m, n))  # oversampling speeds convergence
     slack = 0.5 * (target ** 2 - 1)
     Qt, _ = _orth(np.random.default_rng(seed).standard_normal((n, k)).astype(A.dtype))  # (n, k)
     if A.dtype == np.float64:
-        Qt = _orth(_power(A.astype(np.float32), r, Qt.astype(np.float32), slack, max_iter).astype(A.dtype))[0]
+        Qt, converged = _power(A.astype(np.float32), r, Qt.astype(np.float32), slack, max_iter)
+        Qt = _orth(Qt.astype(A.dtype))[0]
         Q, R = _orth(A @ Qt)                                   # (m, k), (k, k)
         total = _energy(A)
         if total - np.sum(np.linalg.svd(R, compute_uv=False)[:r] ** 2) < 1e-6 * total:
@@ -125,8 +126,10 @@ def _randomized(A, r, seed, target=1.001, max_iter=40):
                 Qt, _ = _orth(A.T @ Q)
                 Q, R = _orth(A @ Qt)
     else:
-        Qt = _power(A, r, Qt, slack, max_iter)
+        Qt, converged = _power(A, r, Qt, slack, max_iter)
         Q, R = _orth(A @ Qt)
+    if not converged:
+        return _full(A, r)
     Ur, S, Vrt = np.linalg.svd(R)
     # A ≈ A Qt Qtᵀ = Q R Qtᵀ = (Q Ur) S (Qt Vr)ᵀ, truncated to r
     return (Q @ Ur[:, :r]) * S[:r], (Qt @ Vrt[:r].T).T
@@ -140,7 +143,9 @@ def low_rank_approx(A, r: int, method: str = "auto", seed=0):
         raise ValueError(f"method must be 'auto', 'full' or 'randomized'; got {method!r}")
     if method == "auto":
         method = "randomized" if min(A.shape) >= 64 and 4 * (r + max(10, r // 2)) <= min(A.shape) else "full"
-    return _randomized(A, r, seed) if method == "randomized" else _full(A, r)
+    B, c = unit_scale(A)                     # exact power-of-two scaling: float32 passes work at 1e-50 and 1e300
+    M, N = _randomized(B, r, seed) if method == "randomized" else _full(B, r)
+    return M * M.dtype.type(c), N
 
 
 class SVDFactorizer:
@@ -149,8 +154,10 @@ class SVDFactorizer:
     def __init__(self, A):
         self.A = as_matrix(A)
         self.shape = self.A.shape
-        self.U, self.s, self.Vt = np.linalg.svd(self.A, full_matrices=False)  # (m, k), (k,), (k, n)
-        s2 = self.s.astype(np.float64) ** 2
+        B, c = unit_scale(self.A)
+        self.U, s, self.Vt = np.linalg.svd(B, full_matrices=False)          # (m, k), (k,), (k, n)
+        self.s = s * s.dtype.type(c)
+        s2 = s.astype(np.float64) ** 2                                      # at unit scale: no overflow
         total = s2.sum()
         # tail[r] = Σ_{i ≥ r} σ_i², so error(r) = sqrt(tail[r] / total) (Eckart–Young)
         tail = np.concatenate([np.cumsum(s2[::-1])[::-1], [0.0]])

@@ -137,6 +137,10 @@ def _rank_readout(f: SVDFactorizer, r: int):
 def photo_rank_slider(image, r: int = 20) -> Panel:
     """Rank slider over a grayscale image (m, n) in [0, 1]: the original beside its rank-r reconstruction."""
     f = SVDFactorizer(image)  # decomposed once; every slider move is one matrix product
+    lo, hi = float(f.A.min()), float(f.A.max())
+    if lo < 0 or hi > 1:
+        hint = " (a 0..255 image: divide it by 255)" if hi > 1 else ""
+        raise ValueError(f"image must hold gray levels in [0, 1]; got values from {lo:g} to {hi:g}{hint}")
     r = check_int(r, "r", 1, f.max_rank)
 
     def draw(r):

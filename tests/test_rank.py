@@ -138,3 +138,27 @@ def test_bad_tolerance_and_sizes():
         random_low_rank(3, 5, 1.5)
     with pytest.raises(ValueError, match="m"):
         random_low_rank(0, 5, 0)
+
+
+@given(exponent=st.integers(-300, 300), seed=st.integers(0, 5))
+@settings(max_examples=40, deadline=None)
+def test_rank_and_energy_do_not_depend_on_the_scale(exponent, seed):
+    from lora_edu.rank import energy_share, spectrum_summary
+    B = random_low_rank(9, 7, 4, seed=seed)
+    A = B * 10.0 ** exponent
+    assert matrix_rank(A) == matrix_rank(B) == 4
+    assert matrix_rank(A, tol=1e-6 * 10.0 ** exponent) == 4
+    assert effective_rank(A) == effective_rank(B)
+    assert energy_share(A, 2) == pytest.approx(energy_share(B, 2), rel=1e-12)
+    s = singular_values(A)
+    assert np.isfinite(s).all()
+    np.testing.assert_allclose(s / 10.0 ** exponent, singular_values(B), rtol=1e-12, atol=1e-12 * s[0] / 10.0 ** exponent)
+    assert spectrum_summary(s, k=2) == pytest.approx(spectrum_summary(singular_values(B), k=2), rel=1e-12)
+
+
+def test_entries_at_the_edge_of_the_float_range():
+    assert matrix_rank([[1e308] * 2] * 2) == 1                      # σ₁ = 2e308 itself overflows; the rank does not
+    assert singular_values([[1e308] * 2] * 2)[0] == np.inf          # the honest value of a σ beyond the range
+    assert effective_rank([[1e308, 0], [0, 1e307]]) == 1
+    assert matrix_rank([[5e-324, 0], [0, 5e-324]]) == 2              # subnormal entries: still full rank
+    assert matrix_rank(np.full((3, 3), 3e38, dtype=np.float32)) == 1

@@ -145,3 +145,41 @@ def test_hostile_matrices(bad, match):
     for f in (rank_factorize, lambda A: low_rank_approx(A, 1), SVDFactorizer):
         with pytest.raises(ValueError, match=match):
             f(bad)
+
+
+def _spectrum_matrix(m, n, s, seed):
+    rng = np.random.default_rng(seed)
+    U, _ = np.linalg.qr(rng.standard_normal((m, len(s))))
+    V, _ = np.linalg.qr(rng.standard_normal((n, len(s))))
+    return (U * s) @ V.T
+
+
+@pytest.mark.parametrize("m, n, r, gap, decay", [(217, 255, 23, 1.03, 0.999), (127, 261, 12, 1.07, 1.0),
+                                                 (200, 200, 10, 1.05, 1.0), (121, 220, 4, 1.0005, 1.0),
+                                                 (150, 290, 5, 1.03, 0.999)])
+def test_flat_spectra_keep_the_promise(m, n, r, gap, decay):
+    """A flat tail with a small gap at r: power iterations converge slowly, their gains can fall and then rise;
+    the randomized path must not stop early (it falls back to the full SVD when it cannot converge)."""
+    s = decay ** np.arange(min(m, n))
+    s[:r] *= gap
+    A = _spectrum_matrix(m, n, s, seed=m)
+    for dtype in (np.float64, np.float32):
+        M, N = low_rank_approx(A.astype(dtype), r, method="randomized")
+        assert M.dtype == dtype
+        assert relative_error(A, M.astype(np.float64), N.astype(np.float64)) <= optimal_error(A, r) * 1.001
+
+
+@given(exponent=st.integers(-100, 300), seed=st.integers(0, 3))
+@settings(max_examples=25, deadline=None)
+def test_every_scale_from_1e_100_to_1e300_gives_the_same_answers(exponent, seed):
+    B = _spectrum_matrix(120, 90, 0.9 ** np.arange(90), seed)
+    B /= np.abs(B).max()
+    A = B * 10.0 ** exponent
+    for method in ("randomized", "full"):
+        M, N = low_rank_approx(A, 8, method=method)
+        assert np.isfinite(M).all() and np.isfinite(N).all()
+        assert relative_error(A, M, N) <= optimal_error(B, 8) * 1.001
+    f, g = SVDFactorizer(A), SVDFactorizer(B)
+    np.testing.assert_allclose(f.errors(), g.errors(), rtol=1e-12)
+    np.testing.assert_allclose(f.approx(8) / 10.0 ** exponent, g.approx(8), atol=1e-12)
+    assert matrix_rank(A) == matrix_rank(B) == 90

@@ -102,6 +102,8 @@ def test_the_circles_image_is_an_ellipse_with_the_singular_values_as_semi_axes()
 def test_bad_slider_arguments():
     with pytest.raises(ValueError, match="r = 0 is out of range"):
         widgets.photo_rank_slider(np.ones((8, 8)), r=0)
+    with pytest.raises(ValueError, match=r"gray levels in \[0, 1\]; got values from 0 to 255 \(a 0..255 image"):
+        widgets.photo_rank_slider(np.arange(256.0).reshape(16, 16))
     with pytest.raises(ValueError, match="2-D"):
         widgets.matrix_rank_slider(np.ones(8))
     with pytest.raises(ValueError, match="noise"):
