@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import numbers
+import os
+from pathlib import Path
 
 import numpy as np
 
@@ -66,15 +68,46 @@ def check_rank(r, A_shape, name: str = "r") -> int:
     return check_int(r, name, 1, min(m, n), where=f" for a {m}×{n} matrix")
 
 
+def check_seed(seed, name: str = "seed", generator: bool = False):
+    """None, or an integer seed 0 ≤ seed < 2**63 (what both numpy and torch accept); a numpy Generator too when
+    `generator`."""
+    if seed is None or (generator and isinstance(seed, np.random.Generator)):
+        return seed
+    return check_int(seed, name, 0, 2 ** 63 - 1)
+
+
+def check_bool(value, name: str) -> bool:
+    """True or False (numpy's bool too), or a TypeError naming the argument."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False; got {value!r} ({type(value).__name__})")
+    return bool(value)
+
+
+def check_path(path, name: str = "path") -> Path:
+    """A str or os.PathLike as a Path, or a TypeError naming the argument."""
+    if not isinstance(path, (str, os.PathLike)) or path == "":
+        raise TypeError(f"{name} must be a file or folder path (str or pathlib.Path); got {path!r}")
+    return Path(path)
+
+
+def check_module(model, name: str = "model"):
+    """A torch nn.Module, or a TypeError naming the argument."""
+    import torch.nn as nn
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"{name} must be a torch nn.Module; got {type(model).__name__}")
+    return model
+
+
 def check_real(value, name: str, lo: float | None = None, hi: float | None = None,
-               lo_open: bool = False) -> float:
-    """A finite real number within [lo, hi] ((lo, hi] when lo_open), or a clear TypeError/ValueError."""
+               lo_open: bool = False, hi_open: bool = False) -> float:
+    """A finite real number within [lo, hi] (open at an end with lo_open / hi_open), or a clear TypeError/ValueError."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number; got {value!r} ({type(value).__name__})")
     value = float(value)
     if not np.isfinite(value):
         raise ValueError(f"{name} must be finite; got {value}")
-    if (lo is not None and (value < lo or (lo_open and value == lo))) or (hi is not None and value > hi):
-        left = "(" if lo_open else "["
-        raise ValueError(f"{name} = {value} is out of range; expected {name} in {left}{lo}, {hi}]")
+    if (lo is not None and (value < lo or (lo_open and value == lo))) or \
+            (hi is not None and (value > hi or (hi_open and value == hi))):
+        left, right = "(" if lo_open else "[", ")" if hi_open else "]"
+        raise ValueError(f"{name} = {value} is out of range; expected {name} in {left}{lo}, {hi}{right}")
     return value

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import nbformat
 
+from ._checks import check_int, check_real
 from ._io import write_atomic
 from .exercises import TIME_LIMIT
 
@@ -111,6 +112,8 @@ def _strip(source: str, where: str) -> tuple[str, set[str]]:
 
 def strip_solutions(source: str, where: str = "cell") -> str:
     """A cell's source with every solution block replaced by placeholders; unbalanced markers are errors."""
+    if not isinstance(source, str):
+        raise TypeError(f"source must be a cell's source (str); got {type(source).__name__}")
     return _strip(source, where)[0]
 
 
@@ -357,6 +360,7 @@ def _row(path) -> dict:
 def grade_notebook(path, timeout: float = TIMEOUT, threads: int | None = None, key: dict | None = None) -> dict:
     """Grade one submission: {"file", "chapter", "score", "out_of", "exercises": {id: {"verdict", "message"}}}, plus
     "error" when the file could not be graded at all."""
+    timeout = check_real(timeout, "timeout", lo=0.0, lo_open=True)
     started = time.monotonic()
     result = _row(path)
     key = answer_key() if key is None else key
@@ -444,6 +448,11 @@ def grade_notebook(path, timeout: float = TIMEOUT, threads: int | None = None, k
 def submissions(paths) -> list[Path]:
     """The notebooks to grade, each once: files as given, folders searched for *.ipynb (checkpoints skipped).
     What a folder lists that is not a notebook file (a link, a pipe) is kept, for its row to say so."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    paths = list(paths)
+    if not paths:
+        raise ValueError("paths must name at least one notebook or folder of notebooks")
     found, seen = [], set()
     for p in map(Path, paths):
         if p.is_dir() and not p.is_symlink():
@@ -471,6 +480,8 @@ def grade(paths, timeout: float = TIMEOUT, jobs: int | None = None, progress: bo
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     from tqdm.auto import tqdm
+    timeout = check_real(timeout, "timeout", lo=0.0, lo_open=True)
+    jobs = None if jobs is None else check_int(jobs, "jobs", 1)
     files = submissions(paths)
     key = answer_key()
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(files)))

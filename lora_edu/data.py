@@ -15,7 +15,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from ._checks import check_int, check_real
+from ._checks import check_int, check_path, check_real
 
 __all__ = ["photo", "CORPORA", "Corpus", "corpus", "load_text", "as_tokens", "get_batch"]
 
@@ -152,7 +152,9 @@ def calendar_month(year: int, month: int) -> str:
 
 def load_text(path, val_fraction: float = 0.1, name: str | None = None) -> Corpus:
     """A UTF-8 text file of your own -> Corpus: the last `val_fraction` of its lines is the validation part."""
-    path = Path(path)
+    path = check_path(path)
+    if name is not None and not (isinstance(name, str) and name):
+        raise TypeError(f"name must be a non-empty str or None; got {name!r}")
     if not path.is_file():
         raise FileNotFoundError(f"no text file at {path}")
     val_fraction = check_real(val_fraction, "val_fraction", 0.0, 0.5, lo_open=True)
@@ -173,6 +175,8 @@ def as_tokens(text) -> torch.Tensor:
     if isinstance(text, str):
         return torch.frombuffer(bytearray(text.encode("utf-8")), dtype=torch.uint8)
     if isinstance(text, torch.Tensor) and text.dim() == 1 and text.dtype in (torch.uint8, torch.long):
+        if text.dtype == torch.long and text.numel() and not (0 <= int(text.min()) and int(text.max()) < 256):
+            raise ValueError(f"byte ids must lie in [0, 256); got values from {int(text.min())} to {int(text.max())}")
         return text.to(torch.uint8)
     raise TypeError(f"expected text (str) or a 1-D tensor of byte ids; got {type(text).__name__}"
                     + (f" of shape {tuple(text.shape)}" if isinstance(text, torch.Tensor) else ""))
@@ -201,6 +205,10 @@ def window_starts(tokens: torch.Tensor, block_size: int, windows: int | None = N
 
 def get_batch(tokens: torch.Tensor, batch_size: int, block_size: int, generator: torch.Generator | None = None):
     """Random windows of a token stream (N,) -> inputs x (B, T) and next-byte targets y (B, T), dtype long."""
+    if not isinstance(tokens, torch.Tensor) or tokens.dim() != 1:
+        raise TypeError(f"tokens must be a 1-D tensor of byte ids (as_tokens(text)); got {type(tokens).__name__}")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None; got {type(generator).__name__}")
     batch_size = check_int(batch_size, "batch_size", 1)
     block_size = check_int(block_size, "block_size", 1)
     check_length(tokens, block_size)

@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._checks import check_int, check_real
+from ._checks import check_bool, check_int, check_real, check_seed
 
 __all__ = ["GPTConfig", "GPT", "encode", "decode", "load_pretrained", "save_model", "load_model",
            "pick_device", "CHECKPOINT", "LORA_TARGETS"]
@@ -35,10 +35,21 @@ def encode(text: str) -> torch.Tensor:
 
 def decode(ids) -> str:
     """Token ids (T,) -> text; bytes that are not valid UTF-8 (a cut multi-byte character) show as '�'."""
+    if isinstance(ids, (str, bytes)) or not isinstance(ids, (torch.Tensor, list, tuple, range)):
+        raise TypeError(f"ids must be token ids (a tensor or a list of ints); got {type(ids).__name__}")
     ids = torch.as_tensor(ids).flatten().tolist()
     if any(not 0 <= i < 256 for i in ids):
         raise ValueError(f"token ids must be bytes in [0, 256); got values from {min(ids)} to {max(ids)}")
     return bytes(ids).decode("utf-8", errors="replace")
+
+
+def _check_ids(ids: torch.Tensor, name: str, vocab: int) -> None:
+    """A ValueError unless every token id is in [0, vocab) (an embedding would fail on it without saying why)."""
+    if ids.numel() == 0:
+        return
+    lo, hi = (int(v) for v in torch.aminmax(ids))
+    if lo < 0 or hi >= vocab:
+        raise ValueError(f"{name} holds token ids from {lo} to {hi}; expected ids in [0, vocab_size = {vocab})")
 
 
 def pick_device(device="auto") -> torch.device:
@@ -58,6 +69,9 @@ def pick_device(device="auto") -> torch.device:
         raise ValueError(f"unknown device {device!r}; expected 'auto', 'cpu', 'cuda' or 'mps'") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' was asked for, but this PyTorch sees no CUDA GPU; use device='auto'")
+    mps = getattr(torch.backends, "mps", None)
+    if dev.type == "mps" and not (mps is not None and mps.is_available()):
+        raise ValueError("device 'mps' was asked for, but this PyTorch has no Apple MPS device; use device='auto'")
     return dev
 
 
@@ -75,7 +89,8 @@ class GPTConfig:
     def __post_init__(self):
         for f in ("block_size", "vocab_size", "n_layer", "n_head", "n_embd"):
             check_int(getattr(self, f), f, 1)
-        check_real(self.dropout, "dropout", 0.0, 1.0)
+        check_real(self.dropout, "dropout", 0.0, 1.0, hi_open=True)      # 1 would zero every activation
+        check_bool(self.bias, "bias")
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd = {self.n_embd} must be a multiple of n_head = {self.n_head}")
 
@@ -162,7 +177,15 @@ class GPT(nn.Module):
             raise ValueError(f"idx must be a (batch, time) tensor of dtype long; got a {got}")
         B, T = idx.shape
         if T > self.config.block_size:
-            raise ValueError(f"sequence length {T} exceeds the context of {self.config.block_size} bytes")
+            raise ValueError(f"sequence length {T} exceeds the context of {self.config.block_size} bytes "
+                             f"(block_size = {self.config.block_size})")
+        _check_ids(idx, "idx", self.config.vocab_size)
+        if targets is not None:
+            if not isinstance(targets, torch.Tensor) or targets.shape != idx.shape or targets.dtype != torch.long:
+                got = (f"{targets.dtype} tensor of shape {tuple(targets.shape)}" if isinstance(targets, torch.Tensor)
+                       else type(targets).__name__)
+                raise ValueError(f"targets must be a long tensor of idx's shape {tuple(idx.shape)}; got a {got}")
+            _check_ids(targets, "targets", self.config.vocab_size)
         pos = torch.arange(T, device=idx.device)
         x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))   # (B, T, C)
         for block in self.transformer.h:
@@ -186,7 +209,7 @@ class GPT(nn.Module):
         device = next(self.parameters()).device
         gen = torch.Generator(device=device)
         if seed is not None:
-            gen.manual_seed(check_int(seed, "seed", 0))
+            gen.manual_seed(check_seed(seed))
         else:
             gen.seed()
         idx = encode(prompt or "\n").to(device)[None]                                      # (1, T)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ._checks import as_matrix, check_int, check_real
+from ._checks import as_matrix, check_bool, check_int, check_module, check_path, check_real
 from ._io import remove_quietly, write_atomic
 
 __all__ = ["LoRALinear", "apply_lora", "lora_layers", "merge", "unmerge", "count_parameters", "ParamCount",
@@ -40,12 +40,10 @@ class LoRALinear(nn.Module):
         d_in, d_out = base.in_features, base.out_features
         self.r = check_int(r, "r", 1, min(d_in, d_out), where=f" for a Linear({d_in}, {d_out})")
         self.alpha = float(self.r if alpha is None else check_real(alpha, "alpha", lo=0.0, lo_open=True))
-        self.dropout_p = check_real(dropout, "dropout", lo=0.0, hi=1.0)
-        if dropout == 1.0:
-            raise ValueError("dropout = 1.0 would drop every input of the LoRA path; expected 0 ≤ dropout < 1")
+        self.dropout_p = check_real(dropout, "dropout", lo=0.0, hi=1.0, hi_open=True)  # 1 would drop every input
         if init not in INITS:
             raise ValueError(f"init must be one of {INITS}; got {init!r}")
-        self.init, self.rslora = init, bool(rslora)
+        self.init, self.rslora = init, check_bool(rslora, "rslora")
         self.scaling = self.alpha / (math.sqrt(self.r) if self.rslora else self.r)
         self.base = base
         for p in base.parameters():
@@ -94,6 +92,9 @@ class LoRALinear(nn.Module):
         return f"r={self.r}, alpha={self.alpha:g}, scaling={rule}={self.scaling:g}, init={self.init}, merged={self.merged}"
 
     def forward(self, x):
+        if x.shape[-1] != self.base.in_features:
+            raise ValueError(f"x must have {self.base.in_features} features in its last dimension (this layer is "
+                             f"Linear({self.base.in_features}, {self.base.out_features})); got shape {tuple(x.shape)}")
         y = self.base(x)                                          # x W + b: (..., out)
         if self.merged or not self.enabled:
             return y
@@ -144,6 +145,7 @@ class LoRALinear(nn.Module):
 
 def lora_layers(model: nn.Module) -> dict[str, LoRALinear]:
     """Every LoRALinear in the model, by module name."""
+    check_module(model)
     return {name: m for name, m in model.named_modules() if isinstance(m, LoRALinear)}
 
 
@@ -161,6 +163,7 @@ def apply_lora(model: nn.Module, targets, r: int, alpha=None, dropout: float = 0
     any error the model is left exactly as it was. A second call on a model that has LoRA layers adds layers to the
     same adapter, so it must use the same r, alpha, init and rslora.
     """
+    check_module(model)
     if targets is None or isinstance(targets, (bytes, int, float)):
         raise TypeError(f"targets must be module-name suffixes (strings) or a compiled regex; got {targets!r}")
     if isinstance(targets, str):
@@ -181,6 +184,13 @@ def apply_lora(model: nn.Module, targets, r: int, alpha=None, dropout: float = 0
         shown = ", ".join(linear[:12]) + (f", … ({len(linear)} in all)" if len(linear) > 12 else "")
         raise ValueError(f"no nn.Linear module matches targets {targets!r}; the model's Linear modules are: "
                          f"{shown or 'none'}")
+    if not isinstance(targets, re.Pattern):                                 # every name must mean something
+        unused = [t for t in targets if not any(_matches(n, [t]) for n in names)]
+        if unused:
+            kinds = {t: type(model.get_submodule(n)).__name__ for t in unused for n, _ in model.named_modules()
+                     if n and _matches(n, [t])}
+            said = ", ".join(f"{t!r}" + (f" (a {kinds[t]}, not an nn.Linear)" if t in kinds else "") for t in unused)
+            raise ValueError(f"targets {said} match no nn.Linear module of the model; the others match {names}")
     holders = {}                                                            # a weight held by two modules is tied
     for pname, p in model.named_parameters(remove_duplicate=False):
         holders.setdefault(id(p), []).append(pname)
@@ -251,6 +261,7 @@ class ParamCount(NamedTuple):
 
 def count_parameters(model: nn.Module) -> ParamCount:
     """Trainable, total and trainable % of a model's parameters (shared tensors counted once)."""
+    check_module(model)
     seen = {id(p): p for p in model.parameters()}.values()
     total = sum(p.numel() for p in seen)
     trainable = sum(p.numel() for p in seen if p.requires_grad)
@@ -273,13 +284,13 @@ def save_adapter(model: nn.Module, path) -> Path:
     tensor file is removed. Whatever fails, adapter.json describes the tensors beside it and the old adapter loads.
     """
     from safetensors.torch import save
+    folder = check_path(path)
     layers = _require_lora(model)
     first = next(iter(layers.values()))
     if any(l.settings != first.settings for l in layers.values()):
         raise ValueError("save_adapter stores one (r, alpha, init, rslora) for all layers; these layers differ")
     if any(l.merged for l in layers.values()):
         raise ValueError("unmerge the model before saving: a merged base weight already contains ΔW")
-    folder = Path(path)
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"save_adapter writes a folder; {folder} is a file")
     shapes = {n: [l.base.in_features, l.base.out_features] for n, l in layers.items()}
@@ -370,7 +381,8 @@ def load_adapter(model: nn.Module, path) -> list[str]:
 
     All or nothing: the card, every tensor and the model are checked first, so on any error the model is as before.
     """
-    folder = Path(path)
+    check_module(model)
+    folder = check_path(path)
     if not (folder / "adapter.json").is_file():
         raise FileNotFoundError(f"{folder} is not an adapter folder: adapter.json is missing")
     card = _read_card(folder)
@@ -416,11 +428,15 @@ def load_adapter(model: nn.Module, path) -> list[str]:
 
 def _left_singular(a, name):
     A = as_matrix(a, name).astype(np.float64)
+    if not A.any():
+        raise ValueError(f"{name} is the zero matrix: it spans no directions to compare")
     return np.linalg.svd(A, full_matrices=False)[0], A.shape             # U (d, min(d, k))
 
 
 def weight_deltas(before: nn.Module, after: nn.Module, targets) -> dict:
     """ΔW = W_after − W_before (in, out), float64 numpy, for every nn.Linear whose name matches `targets`."""
+    check_module(before, "before")
+    check_module(after, "after")
     if isinstance(targets, str):
         targets = [targets]
     mods_after = dict(after.named_modules())
@@ -447,14 +463,14 @@ def weight_deltas(before: nn.Module, after: nn.Module, targets) -> dict:
     return out
 
 
-def similarity_grid(a, b, i_max: int | None = None, j_max: int | None = None):
+def similarity_grid(a, b, i_max: int | None = None, j_max: int | None = None, names=("i_max", "j_max")):
     """φ(i, j) for every i ≤ i_max, j ≤ j_max as an array (i_max, j_max); see `subspace_similarity`."""
     Ua, sa = _left_singular(a, "a")
     Ub, sb = _left_singular(b, "b")
     if sa[0] != sb[0]:
         raise ValueError(f"a and b must have the same number of rows (the space they live in); got a {sa} and b {sb}")
-    i_max = Ua.shape[1] if i_max is None else check_int(i_max, "i_max", 1, Ua.shape[1], where=f" for a of shape {sa}")
-    j_max = Ub.shape[1] if j_max is None else check_int(j_max, "j_max", 1, Ub.shape[1], where=f" for b of shape {sb}")
+    i_max = Ua.shape[1] if i_max is None else check_int(i_max, names[0], 1, Ua.shape[1], where=f" for a of shape {sa}")
+    j_max = Ub.shape[1] if j_max is None else check_int(j_max, names[1], 1, Ub.shape[1], where=f" for b of shape {sb}")
     G = (Ua[:, :i_max].T @ Ub[:, :j_max]) ** 2                            # (i_max, j_max): squared cosines
     overlap = G.cumsum(0).cumsum(1)                                      # ‖U_aᵢᵀ U_bⱼ‖²_F for every (i, j)
     i, j = np.arange(1, i_max + 1)[:, None], np.arange(1, j_max + 1)[None, :]
@@ -467,7 +483,7 @@ def subspace_similarity(a, b, i: int | None = None, j: int | None = None) -> flo
 
     For LoRA factors pass M (in, r) — its columns span the inputs the adapter reads — or ΔW (in, out).
     """
-    grid = similarity_grid(a, b, i, j)
+    grid = similarity_grid(a, b, i, j, names=("i", "j"))
     return float(grid[-1, -1])
 
 
@@ -514,11 +530,16 @@ class LoRACount(NamedTuple):
 
 def lora_param_count(arch: str, r: int, targets) -> LoRACount:
     """Trainable LoRA parameters r·(in + out) per targeted matrix per layer, for a published architecture."""
-    if arch not in ARCHITECTURES:
+    if not isinstance(arch, str) or arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
     a = ARCHITECTURES[arch]
     r = check_int(r, "r", 1)
-    targets = [targets] if isinstance(targets, str) else list(targets)
+    if isinstance(targets, str):
+        targets = [targets]
+    if not isinstance(targets, (list, tuple, set)) or not all(isinstance(t, str) for t in targets):
+        raise TypeError(f"targets must be a matrix name or a list of them (strings); got {targets!r}")
+    if not targets:
+        raise ValueError(f"targets must name at least one matrix of {arch}: {', '.join(a['linear'])}")
     linear = a["linear"]
     per = {}
     for t in targets:

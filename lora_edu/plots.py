@@ -4,11 +4,23 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
+from ._checks import as_matrix, check_int, check_real
 from .rank import resolve_tol
 
 __all__ = ["unit_circle_map", "singular_values", "reconstruction", "error_curve", "loss_curves", "rank_tradeoff"]
 
 BLUE, ORANGE, GREY = "#1f77b4", "#ff7f0e", "#7f7f7f"
+
+
+def _vector(x, name: str) -> np.ndarray:
+    """x as a non-empty 1-D array of finite floats, or a ValueError naming it."""
+    try:
+        v = np.asarray(x, dtype=float)
+    except (TypeError, ValueError):
+        v = None
+    if v is None or v.ndim != 1 or v.size == 0 or not np.isfinite(v).all():
+        raise ValueError(f"{name} must be a non-empty 1-D sequence of finite numbers; got {x!r:.80}")
+    return v
 
 
 def _axes(ax, figsize):
@@ -70,8 +82,11 @@ def unit_circle_map(A, axes=None, title=None):
 
 def singular_values(s, tol=None, default_tol=None, r=None, ax=None, title="Singular values"):
     """Bars of the singular values s (k,) on a log scale, with tolerance lines; bars above tol are blue."""
+    s = _vector(s, "s")
+    tol = None if tol is None else check_real(tol, "tol", lo=0.0)
+    default_tol = None if default_tol is None else check_real(default_tol, "default_tol", lo=0.0)
+    r = None if r is None else check_int(r, "r", 0, len(s))
     fig, ax = _axes(ax, (6, 3.2))
-    s = np.asarray(s, dtype=float)
     i = np.arange(1, len(s) + 1)
     floor = max(s[s > 0].min() if (s > 0).any() else 1.0, 1e-300) * 1e-2
     shown = np.maximum(s, floor)  # log axes cannot draw zero
@@ -96,6 +111,9 @@ def singular_values(s, tol=None, default_tol=None, r=None, ax=None, title="Singu
 
 def reconstruction(original, approx, r, error, share, axes=None):
     """The original image beside its rank-r reconstruction, with the relative error and storage share."""
+    original, approx = as_matrix(original, "original"), as_matrix(approx, "approx")
+    if original.shape != approx.shape:
+        raise ValueError(f"original and approx must have the same shape; got {original.shape} and {approx.shape}")
     if axes is None:
         fig, axes = plt.subplots(1, 2, figsize=(8, 4.3), layout="constrained")
     fig = axes[0].figure
@@ -109,6 +127,8 @@ def reconstruction(original, approx, r, error, share, axes=None):
 
 def error_curve(errors, r=None, true_rank=None, ax=None, title="Relative error of the best rank-r approximation"):
     """Relative error against rank r = 1 … len(errors), with the chosen r and the true rank marked."""
+    errors = _vector(errors, "errors")
+    r = None if r is None else check_int(r, "r", 1, len(errors))
     fig, ax = _axes(ax, (6, 3.2))
     ranks = np.arange(1, len(errors) + 1)
     ax.plot(ranks, errors, color=BLUE, lw=1.5)
@@ -127,9 +147,9 @@ def error_curve(errors, r=None, true_rank=None, ax=None, title="Relative error o
 
 def loss_curves(histories: dict, ax=None, title="Loss while training (nats per byte)", smooth: int = 20):
     """Training loss (a moving average over `smooth` steps) and validation loss of each {label: History}."""
-    fig, ax = _axes(ax, (7, 3.6))
     if not isinstance(histories, dict) or not histories:
-        raise ValueError("loss_curves takes a non-empty dict {label: History}")
+        raise ValueError(f"histories must be a non-empty dict {{label: History}}; got {histories!r:.60}")
+    fig, ax = _axes(ax, (7, 3.6))
     colors = [BLUE, ORANGE, "#2ca02c", "#d62728", "#9467bd", GREY]
     for (label, h), color in zip(histories.items(), colors * len(histories)):
         loss = np.asarray(h.step_loss, dtype=float)
@@ -154,6 +174,11 @@ def rank_tradeoff(rows, ax=None, title="Validation loss against trainable parame
     full fine-tuning is a star and a dotted line, `base` (the loss before fine-tuning) a dashed one, `highlight`
     a ringed rank.
     """
+    for name, sweep in (("rows", rows), ("live", live or [{"r": 1, "trainable": 1, "val_loss": 0.0}])):
+        if not isinstance(sweep, (list, tuple)) or not sweep or not all(
+                isinstance(row, dict) and {"r", "trainable", "val_loss"} <= set(row) for row in sweep):
+            raise ValueError(f"{name} must be a non-empty list of {{'r', 'trainable', 'val_loss'}} rows (a rank "
+                             f"sweep's 'rows'); got {sweep!r:.80}")
     fig, ax = _axes(ax, (6.5, 3.6))
     for sweep, color, marker, name in ((rows, BLUE, "o-", label), (live or [], ORANGE, "s--", "live run")):
         lora = [row for row in sweep if row["r"] != "full"]

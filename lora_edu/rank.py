@@ -11,7 +11,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from ._checks import as_matrix, check_int, check_real, unit_scale
+from ._checks import as_matrix, check_int, check_real, check_seed, unit_scale
 
 __all__ = ["singular_values", "default_tol", "matrix_rank", "is_full_rank", "effective_rank", "energy_share",
            "spectrum_summary", "rank_by_elimination", "Step", "random_low_rank"]
@@ -84,7 +84,10 @@ def energy_share(A, k: int) -> float:
 
 def spectrum_summary(s, k: int = 8, energy: float = 0.9) -> tuple[float, int]:
     """(energy_share, effective_rank) read off singular values s (n,) instead of a matrix: (top-k share, count)."""
-    s = np.abs(np.asarray(s, dtype=float))
+    try:
+        s = np.abs(np.asarray(s, dtype=float))
+    except (TypeError, ValueError):
+        raise ValueError(f"s must be a non-empty 1-D array of finite singular values; got {s!r:.80}") from None
     if s.ndim != 1 or s.size == 0 or not np.isfinite(s).all() or s.max() == 0:
         raise ValueError(f"s must be a non-empty 1-D array of finite singular values, not all zero; got {s!r:.80}")
     s2 = np.sort(np.square(s / s.max()))[::-1]                         # shares do not depend on the scale
@@ -162,7 +165,7 @@ def random_low_rank(m: int, n: int, r: int, seed=None) -> np.ndarray:
     m = check_int(m, "m", 1)
     n = check_int(n, "n", 1)
     r = check_int(r, "r", 0, min(m, n), where=f" for a {m}×{n} matrix")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed, generator=True))
     # Orthonormal factors and singular values within a factor 2 of each other keep the rank exactly r in
     # floating point too; the scale makes the mean squared entry about 1.
     U, _ = np.linalg.qr(rng.standard_normal((m, r)))

@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._checks import as_matrix, check_int, check_rank, unit_scale
+from ._checks import as_matrix, check_int, check_rank, check_seed, unit_scale
 from .rank import resolve_tol
 
 __all__ = ["Storage", "storage", "relative_error", "rank_factorize", "low_rank_approx", "SVDFactorizer"]
@@ -141,6 +141,7 @@ def low_rank_approx(A, r: int, method: str = "auto", seed=0):
     r = check_rank(r, A.shape)
     if method not in ("auto", "full", "randomized"):
         raise ValueError(f"method must be 'auto', 'full' or 'randomized'; got {method!r}")
+    seed = check_seed(seed, generator=True)
     if method == "auto":
         method = "randomized" if min(A.shape) >= 64 and 4 * (r + max(10, r // 2)) <= min(A.shape) else "full"
     B, c = unit_scale(A)                     # exact power-of-two scaling: float32 passes work at 1e-50 and 1e300

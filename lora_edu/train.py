@@ -9,11 +9,12 @@ import contextlib
 import math
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn as nn
 
-from ._checks import check_int, check_real
+from ._checks import check_int, check_module, check_path, check_real
 from .data import as_tokens, check_length, get_batch, window_pairs, window_starts
 from .gpt import pick_device
 from .lora import lora_layers, save_adapter
@@ -72,6 +73,7 @@ def evaluate(model: nn.Module, text, block_size: int = 256, windows: int | None 
     """Mean next-byte loss (nats/byte) over `windows` evenly spaced windows of `text` (the same every call), or with
     windows=None over every non-overlapping window: the whole text, which a comparison of close runs needs (64
     windows spread a difference between two runs by about 0.006 nats/byte: benchmarks/eval_noise.py)."""
+    check_module(model)
     tokens = as_tokens(text)
     block_size = check_int(block_size, "block_size", 1)
     batch_size = check_int(batch_size, "batch_size", 1)
@@ -124,8 +126,7 @@ def finetune(model: nn.Module, train, val, steps: int, lr: float = 1e-3, batch_s
     evaluation at the end; `checkpoint` (a folder) saves the adapter there at each evaluation. A NaN/inf loss or
     gradient raises TrainingDiverged before the optimizer steps, so the model keeps its last good weights.
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"finetune trains an nn.Module; got {type(model).__name__}")
+    check_module(model)
     steps = check_int(steps, "steps", 1)
     lr = check_real(lr, "lr", lo=0.0, lo_open=True)
     batch_size = check_int(batch_size, "batch_size", 1)
@@ -136,9 +137,12 @@ def finetune(model: nn.Module, train, val, steps: int, lr: float = 1e-3, batch_s
     lora_weight_decay = check_real(lora_weight_decay, "lora_weight_decay", lo=0.0)
     grad_clip = check_real(grad_clip, "grad_clip", lo=0.0, lo_open=True)
     eval_every = steps if eval_every is None else check_int(eval_every, "eval_every", 1)
-    seed = check_int(seed, "seed", 0)
-    if checkpoint is not None and not lora_layers(model):
-        raise ValueError("checkpoint saves the LoRA adapter, but the model has no LoRA layers; apply_lora first")
+    seed = check_int(seed, "seed", 0, 2 ** 63 - 1)                      # torch's seeds are 64-bit
+    if checkpoint is not None:
+        if not lora_layers(model):
+            raise ValueError("checkpoint saves the LoRA adapter, but the model has no LoRA layers; apply_lora first")
+        if check_path(checkpoint, "checkpoint").exists() and not Path(checkpoint).is_dir():
+            raise ValueError(f"checkpoint must be a folder for the adapter; {checkpoint} is a file")
     if any(l.merged for l in lora_layers(model).values()):
         raise ValueError("the model's LoRA layers are merged; unmerge() before training them")
     params = [p for p in model.parameters() if p.requires_grad]
@@ -253,7 +257,12 @@ def rank_sweep(task, ranks=(1, 2, 4, 8, 16, 32, 64), steps: int = 150, lr: float
     """
     from .gpt import LORA_TARGETS, load_pretrained
     from .lora import apply_lora
+    from .data import Corpus
+    if not isinstance(task, Corpus):
+        raise TypeError(f"task must be a Corpus (lora_edu.data.corpus(name) or load_text(path)); got {task!r:.60}")
     ranks = [check_int(r, "r", 1, 256) for r in ranks]
+    if not ranks and full_lr is None:
+        raise ValueError("nothing to run: ranks is empty and full_lr is None (no full fine-tuning)")
     if not ranks and full_lr is None:
         raise ValueError("rank_sweep needs at least one rank or full_lr")
     if not all(hasattr(task, k) for k in ("train", "val")):

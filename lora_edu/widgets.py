@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from . import plots
-from ._checks import as_matrix, check_int, check_real
+from ._checks import as_matrix, check_int, check_real, check_seed
 from .rank import resolve_tol
 from .svd import SVDFactorizer
 
@@ -51,6 +51,8 @@ class Panel(W.VBox):
 
 def figure_png(fig) -> bytes:
     """A matplotlib figure as PNG bytes (the figure is closed)."""
+    if not isinstance(fig, plt.Figure):
+        raise TypeError(f"fig must be a matplotlib Figure; got {type(fig).__name__}")
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)
     plt.close(fig)
@@ -61,6 +63,7 @@ def image_png(img) -> bytes:
     """A grayscale image (m, n) with values in [0, 1] as PNG bytes, pixel for pixel."""
     from PIL import Image  # matplotlib depends on Pillow
 
+    img = as_matrix(img, "img")
     buf = io.BytesIO()
     pixels = (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
     Image.fromarray(pixels, mode="L").save(buf, format="PNG", compress_level=1)  # fast beats small here
@@ -105,7 +108,7 @@ def circle_rank_slider(A=((2.0, 1.0), (1.0, 0.5)), D=((0.0, 0.0), (0.0, 1.0)), t
 def noise_rank_slider(A=None, noise: float = 1e-9, tol: float = 1e-10, seed: int = 0) -> Panel:
     """Sliders for noise level and tolerance over A + noise·E (E fixed Gaussian): singular values and rank."""
     A = as_matrix(np.outer([1, 2, 3], [1, 2, 3]) if A is None else A)
-    E = np.random.default_rng(seed).standard_normal(A.shape)  # one fixed noise pattern, scaled by the slider
+    E = np.random.default_rng(check_seed(seed)).standard_normal(A.shape)  # one fixed noise pattern, scaled by the slider
     check_real(noise, "noise", lo=0.0)
     check_real(tol, "tol", lo=0.0)
 
@@ -155,6 +158,8 @@ def matrix_rank_slider(A, r: int = 5, true_rank: int | None = None) -> Panel:
     """Rank slider over a matrix (m, n): error curve and singular values with r marked, error and storage."""
     f = SVDFactorizer(A)
     r = check_int(r, "r", 1, f.max_rank)
+    if true_rank is not None:
+        true_rank = check_int(true_rank, "true_rank", 0, f.max_rank)
     errors = f.errors()
 
     def draw(r):
