@@ -30,10 +30,31 @@ def _corpus(args):
     return load_text(args.text) if args.text else corpus(args.task)
 
 
+def _check_finetune(args) -> None:
+    """Every number and path of `finetune`, checked before the model is even loaded."""
+    from ._checks import check_int, check_real
+    from .gpt import GPTConfig
+    check_int(args.rank, "--rank", 1)
+    check_int(args.steps, "--steps", 1)
+    check_real(args.lr, "--lr", lo=0.0, lo_open=True)
+    check_int(args.batch_size, "--batch-size", 1)
+    check_int(args.block_size, "--block-size", 1, GPTConfig().block_size)
+    check_int(args.eval_every, "--eval-every", 1)
+    check_int(args.tokens, "--tokens", 0)
+    check_real(args.temperature, "--temperature", lo=0.0)
+    if args.alpha is not None:
+        check_real(args.alpha, "--alpha", lo=0.0, lo_open=True)
+    if args.out.exists() and not args.out.is_dir():
+        raise ValueError(f"--out must be a folder for the adapter; {args.out} is a file")
+    if args.text is not None and not args.text.is_file():
+        raise FileNotFoundError(f"--text: no text file at {args.text}")
+
+
 def cmd_finetune(args) -> int:
     from .gpt import LORA_TARGETS
     from .lora import apply_lora, count_parameters
     from .train import evaluate, finetune
+    _check_finetune(args)
     model = _load(args)
     data = _corpus(args)
     print(f"task: {data!r}")
@@ -73,17 +94,43 @@ def cmd_info(args) -> int:
     return 0
 
 
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad command line as one line `lora-edu CMD: error: …` (main returns 2)."""
+
+    def error(self, message):
+        raise _UsageError(f"{self.prog}: error: {message}")
+
+
+USER_ERRORS = (ValueError, TypeError, FileNotFoundError, RuntimeError, _UsageError)
+
+
+def _run(name, fn, argv) -> int:
+    """fn(argv) for a command with its own parser: its errors as one line, exit status 2; --help returns 0."""
+    try:
+        out = fn(argv)
+    except SystemExit as e:                      # argparse inside fn: --help (0) or a bad option (2, said already)
+        return e.code if isinstance(e.code, int) else 2
+    except USER_ERRORS as e:
+        print(f"lora-edu {name}: error: {e}", file=sys.stderr)
+        return 2
+    return out if isinstance(out, int) else 0
+
+
 def main(argv=None) -> int:
+    """Run one command; a user error is one line on stderr and exit status 2 (never a traceback)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["pretrain"]:
         from .pretrain import main as pretrain
-        pretrain(argv[1:])
-        return 0
+        return _run("pretrain", pretrain, argv[1:])
     if argv[:1] == ["grade"]:
         from .course import grade_main
-        return grade_main(argv[1:])
+        return _run("grade", grade_main, argv[1:])
     from .data import CORPORA
-    ap = argparse.ArgumentParser(prog="lora-edu", description=__doc__.split("\n")[0])
+    ap = _Parser(prog="lora-edu", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     ft = sub.add_parser("finetune", help="fine-tune the shipped GPT with LoRA and save the adapter")
     src = ft.add_mutually_exclusive_group()
@@ -112,12 +159,15 @@ def main(argv=None) -> int:
                    add_help=False)
     for p in (ft, gen, info):
         p.add_argument("--device", default="auto", help="auto (CUDA, else MPS, else CPU), cpu, cuda or mps")
-    args = ap.parse_args(argv)
     try:
-        return {"finetune": cmd_finetune, "generate": cmd_generate, "info": cmd_info}[args.cmd](args)
-    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as e:
-        print(f"lora-edu {args.cmd}: error: {e}", file=sys.stderr)
+        args = ap.parse_args(argv)
+    except _UsageError as e:
+        print(e, file=sys.stderr)
         return 2
+    except SystemExit as e:                      # --help
+        return e.code if isinstance(e.code, int) else 0
+    commands = {"finetune": cmd_finetune, "generate": cmd_generate, "info": cmd_info}
+    return _run(args.cmd, lambda _: commands[args.cmd](args), None)
 
 
 if __name__ == "__main__":
