@@ -122,7 +122,7 @@ class LoRALinear(nn.Module):
         self.merged = True
         # merged means frozen: ΔW now lives in the base weight, so M and N must not move until unmerge()
         self._while_merged = (self.M.detach().clone(), self.N.detach().clone(), self.M.requires_grad,
-                              self.N.requires_grad)
+                              self.N.requires_grad, w, w._version)    # _version: torch's in-place write counter
         self.M.requires_grad_(False)
         self.N.requires_grad_(False)
 
@@ -131,11 +131,14 @@ class LoRALinear(nn.Module):
         """Take ΔW back out of the base weight (through fp32; exact up to rounding in the weight's dtype)."""
         if not self.merged:
             raise ValueError("this LoRA layer is not merged; unmerging would subtract ΔW from the base weight")
-        M0, N0, m_grad, n_grad = self._while_merged
+        M0, N0, m_grad, n_grad, w0, version = self._while_merged
         if not (torch.equal(self.M, M0) and torch.equal(self.N, N0)):
             raise ValueError("M or N changed while the layer was merged, so the ΔW to take out of the base weight is "
                              "no longer the one merged into it; put them back (or reload the base model)")
         w = self.base.weight
+        if w is not w0 or w._version != version:
+            raise ValueError("the base weight was replaced or written to while the layer was merged, so it may no "
+                             "longer hold W + ΔW; unmerging would leave a wrong W (reload the base model instead)")
         w.copy_((w.float() - self.delta_weight().T).to(w.dtype))
         self.merged = False
         self.M.requires_grad_(m_grad)

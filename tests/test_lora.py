@@ -595,6 +595,25 @@ def test_merged_means_frozen():
     torch.testing.assert_close(layer.base.weight, w0, atol=1e-6, rtol=0)
 
 
+def test_a_base_weight_replaced_while_merged_is_noticed():
+    for change in ("write", "replace", "load_state_dict"):
+        layer = make()
+        nn.init.normal_(layer.N)
+        layer.merge()
+        with torch.no_grad():
+            if change == "write":
+                layer.base.weight.add_(1.0)
+            elif change == "replace":
+                layer.base.weight = nn.Parameter(torch.randn_like(layer.base.weight), requires_grad=False)
+            else:
+                layer.load_state_dict({k: torch.zeros_like(v) if k == "base.weight" else v
+                                       for k, v in layer.state_dict().items()})
+        w = layer.base.weight.detach().clone()
+        with pytest.raises(ValueError, match="base weight was replaced or written to while the layer was merged"):
+            layer.unmerge()
+        assert layer.merged and torch.equal(layer.base.weight, w)            # refused: nothing changed
+
+
 def test_apply_lora_refuses_a_tied_weight():
     from lora_edu.gpt import GPT, GPTConfig, LORA_TARGETS
     gpt = GPT(GPTConfig(block_size=16, n_layer=1, n_head=2, n_embd=16))
