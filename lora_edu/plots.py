@@ -15,7 +15,7 @@ BLUE, ORANGE, GREY = "#1f77b4", "#ff7f0e", "#7f7f7f"
 def _vector(x, name: str) -> np.ndarray:
     """x as a non-empty 1-D array of finite floats, or a ValueError naming it."""
     try:
-        v = np.asarray(x, dtype=float)
+        v = None if np.iscomplexobj(x) else np.asarray(x, dtype=float)     # complex: never drop the imaginary part
     except (TypeError, ValueError):
         v = None
     if v is None or v.ndim != 1 or v.size == 0 or not np.isfinite(v).all():

@@ -85,6 +85,8 @@ def energy_share(A, k: int) -> float:
 def spectrum_summary(s, k: int = 8, energy: float = 0.9) -> tuple[float, int]:
     """(energy_share, effective_rank) read off singular values s (n,) instead of a matrix: (top-k share, count)."""
     try:
+        if np.iscomplexobj(s):
+            raise TypeError
         s = np.abs(np.asarray(s, dtype=float))
     except (TypeError, ValueError):
         raise ValueError(f"s must be a non-empty 1-D array of finite singular values; got {s!r:.80}") from None
