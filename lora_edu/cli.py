@@ -48,6 +48,12 @@ def _check_finetune(args) -> None:
         raise ValueError(f"--out must be a folder for the adapter; {args.out} is a file")
     if args.text is not None and not args.text.is_file():
         raise FileNotFoundError(f"--text: no text file at {args.text}")
+    from .gpt import pick_device
+    pick_device(args.device)
+    try:                                            # the folder must be writable before any training starts
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"--out: cannot make the folder {args.out} ({e.strerror or e})") from None
 
 
 def cmd_finetune(args) -> int:
@@ -105,7 +111,7 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(f"{self.prog}: error: {message}")
 
 
-USER_ERRORS = (ValueError, TypeError, FileNotFoundError, RuntimeError, _UsageError)
+USER_ERRORS = (ValueError, TypeError, OSError, RuntimeError, _UsageError)
 
 
 def _run(name, fn, argv) -> int:

@@ -55,7 +55,7 @@ def _check_ids(ids: torch.Tensor, name: str, vocab: int) -> None:
 def pick_device(device="auto") -> torch.device:
     """'auto' -> CUDA if present, else Apple's MPS, else the CPU; any other name or torch.device is checked."""
     if isinstance(device, torch.device):
-        return device
+        device = str(device)
     if not isinstance(device, str):
         raise TypeError(f"device must be 'auto', 'cpu', 'cuda', 'mps' or a torch.device; got {type(device).__name__}")
     if device == "auto":
@@ -67,6 +67,9 @@ def pick_device(device="auto") -> torch.device:
         dev = torch.device(device)
     except RuntimeError:
         raise ValueError(f"unknown device {device!r}; expected 'auto', 'cpu', 'cuda' or 'mps'") from None
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device {device!r} cannot train or run the course's models; expected 'auto', 'cpu', 'cuda' "
+                         "or 'mps'")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' was asked for, but this PyTorch sees no CUDA GPU; use device='auto'")
     mps = getattr(torch.backends, "mps", None)

@@ -111,12 +111,28 @@ class LoRALinear(nn.Module):
         return (self.M.float() @ self.N.float()) * self.scaling
 
     @torch.no_grad()
-    def merge(self) -> None:
-        """Fold ΔW into the base weight (through fp32), so inference costs one matrix product."""
+    def _check_merge(self) -> None:
+        """The ValueError merge() would raise, without merging."""
         if self.merged:
             raise ValueError("this LoRA layer is already merged; merging again would add ΔW twice")
         if not self._enabled:
             raise ValueError("this LoRA layer is disabled; enable it before merging its ΔW into the base")
+
+    def _check_unmerge(self) -> None:
+        """The ValueError unmerge() would raise, without unmerging."""
+        if not self.merged:
+            raise ValueError("this LoRA layer is not merged; unmerging would subtract ΔW from the base weight")
+        M0, N0, _, _, w0, version = self._while_merged
+        if not (torch.equal(self.M, M0) and torch.equal(self.N, N0)):
+            raise ValueError("M or N changed while the layer was merged, so the ΔW to take out of the base weight is "
+                             "no longer the one merged into it; put them back (or reload the base model)")
+        if self.base.weight is not w0 or self.base.weight._version != version:
+            raise ValueError("the base weight was replaced or written to while the layer was merged, so it may no "
+                             "longer hold W + ΔW; unmerging would leave a wrong W (reload the base model instead)")
+
+    def merge(self) -> None:
+        """Fold ΔW into the base weight (through fp32), so inference costs one matrix product."""
+        self._check_merge()
         w = self.base.weight
         w.copy_((w.float() + self.delta_weight().T).to(w.dtype))      # weight = Wᵀ (out, in)
         self.merged = True
@@ -129,16 +145,9 @@ class LoRALinear(nn.Module):
     @torch.no_grad()
     def unmerge(self) -> None:
         """Take ΔW back out of the base weight (through fp32; exact up to rounding in the weight's dtype)."""
-        if not self.merged:
-            raise ValueError("this LoRA layer is not merged; unmerging would subtract ΔW from the base weight")
-        M0, N0, m_grad, n_grad, w0, version = self._while_merged
-        if not (torch.equal(self.M, M0) and torch.equal(self.N, N0)):
-            raise ValueError("M or N changed while the layer was merged, so the ΔW to take out of the base weight is "
-                             "no longer the one merged into it; put them back (or reload the base model)")
+        self._check_unmerge()
+        m_grad, n_grad = self._while_merged[2:4]
         w = self.base.weight
-        if w is not w0 or w._version != version:
-            raise ValueError("the base weight was replaced or written to while the layer was merged, so it may no "
-                             "longer hold W + ΔW; unmerging would leave a wrong W (reload the base model instead)")
         w.copy_((w.float() - self.delta_weight().T).to(w.dtype))
         self.merged = False
         self.M.requires_grad_(m_grad)
@@ -233,15 +242,24 @@ def apply_lora(model: nn.Module, targets, r: int, alpha=None, dropout: float = 0
 
 
 def merge(model: nn.Module) -> None:
-    """Merge every LoRA layer of the model."""
-    for layer in _require_lora(model).values():
-        layer.merge()
+    """Merge every LoRA layer of the model; all or nothing (every layer is checked first)."""
+    _every(model, "merge")
 
 
 def unmerge(model: nn.Module) -> None:
-    """Unmerge every LoRA layer of the model."""
-    for layer in _require_lora(model).values():
-        layer.unmerge()
+    """Unmerge every LoRA layer of the model; all or nothing (every layer is checked first)."""
+    _every(model, "unmerge")
+
+
+def _every(model, verb):
+    layers = _require_lora(model)
+    for name, layer in layers.items():
+        try:
+            getattr(layer, f"_check_{verb}")()
+        except ValueError as e:
+            raise ValueError(f"{name}: {e}; no layer was {verb}d") from None
+    for layer in layers.values():
+        getattr(layer, verb)()
 
 
 def _require_lora(model):
@@ -297,6 +315,12 @@ def save_adapter(model: nn.Module, path) -> Path:
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"save_adapter writes a folder; {folder} is a file")
     shapes = {n: [l.base.in_features, l.base.out_features] for n, l in layers.items()}
+    for n, l in layers.items():                     # write nothing load_adapter would refuse
+        for key, want in (("M", (l.base.in_features, l.r)), ("N", (l.r, l.base.out_features))):
+            t = getattr(l, key)
+            if tuple(t.shape) != want or not torch.isfinite(t).all():
+                raise ValueError(f"{n}.{key} has shape {tuple(t.shape)}" + ("" if tuple(t.shape) != want else
+                                 " and holds NaN or inf") + f"; an adapter needs finite factors of shape {want}")
     tensors = {}
     for n, l in layers.items():
         tensors[f"{n}.M"] = l.M.detach().cpu().contiguous()

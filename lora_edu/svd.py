@@ -33,9 +33,10 @@ def relative_error(A, M, N) -> float:
     A, M, N = as_matrix(A, "A"), as_matrix(M, "M"), as_matrix(N, "N")
     if M.shape[0] != A.shape[0] or N.shape[1] != A.shape[1] or M.shape[1] != N.shape[0]:
         raise ValueError(f"M @ N must have A's shape {A.shape}; got M {M.shape} @ N {N.shape}")
+    A, M, N = (x.astype(np.float64) for x in (A, M, N))  # one dtype: a float32 M cannot hold c = 2^±1000
     A, c = unit_scale(A)                                 # ‖·‖ at unit scale: no overflow at 1e200
     norm = np.linalg.norm(A)
-    diff = np.linalg.norm(A - (M / M.dtype.type(c)) @ N)
+    diff = np.linalg.norm(A - (M / c) @ N)
     if norm == 0:
         return 0.0 if diff == 0 else float("inf")
     return float(diff / norm)

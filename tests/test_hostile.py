@@ -109,6 +109,11 @@ CASES = [
     ("relerr shapes", lambda t: svd.relative_error(I2, np.ones((3, 1)), np.ones((1, 2))), ValueError,
      r"M @ N must have A's shape"),
     ("relerr M None", lambda t: svd.relative_error(I2, None, I2), ValueError, r"\bM\b"),
+    ("device meta", lambda t: G.pick_device("meta"), ValueError, r"device 'meta' cannot train"),
+    ("device obj meta", lambda t: G.pick_device(torch.device("meta")), ValueError, r"device 'meta' cannot train"),
+    ("save nan factors", lambda t: (lambda m: (torch.nn.init.constant_(L.lora_layers(m)["h.0.c_attn"].N, float("nan")),
+                                               L.save_adapter(m, t / "a")))(adapted()), ValueError,
+     r"h.0.c_attn.N has shape \(2, 24\) and holds NaN or inf"),
     ("relerr N nan", lambda t: svd.relative_error(I2, I2, NAN), ValueError, r"\bN\b contains NaN"),
     ("factorize None", lambda t: svd.rank_factorize(None), ValueError, r"\bA\b"),
     ("factorize tol", lambda t: svd.rank_factorize(I2, tol=-1), ValueError, r"\btol\b"),
@@ -337,6 +342,14 @@ MODEL_CASES = [
     ("again same", adapted, lambda m, t: L.apply_lora(m, "c_attn", 2), ValueError, r"already"),
     ("merge plain", Tiny, lambda m, t: L.merge(m), ValueError, r"no LoRA"),
     ("merge twice", merged, lambda m, t: L.merge(m), ValueError, r"already merged"),
+    ("merge half merged", lambda: (lambda m: (L.lora_layers(m)["h.1.c_attn"].merge(), m)[1])(adapted()),
+     lambda m, t: L.merge(m), ValueError, r"h.1.c_attn: this LoRA layer is already merged.*no layer was merged"),
+    ("merge one disabled", lambda: (lambda m: (setattr(L.lora_layers(m)["h.1.c_attn"], "enabled", False), m)[1])(adapted()),
+     lambda m, t: L.merge(m), ValueError, r"h.1.c_attn: this LoRA layer is disabled"),
+    ("unmerge half merged", lambda: (lambda m: (L.lora_layers(m)["h.1.c_attn"].merge(), m)[1])(adapted()),
+     lambda m, t: L.unmerge(m), ValueError, r"h.0.c_attn: this LoRA layer is not merged.*no layer was unmerged"),
+    ("unmerge one changed", lambda: (lambda m: (torch.nn.init.normal_(L.lora_layers(m)["h.1.c_attn"].N), m)[1])(merged()),
+     lambda m, t: L.unmerge(m), ValueError, r"h.1.c_attn: M or N changed"),
     ("unmerge plain", Tiny, lambda m, t: L.unmerge(m), ValueError, r"no LoRA"),
     ("unmerge unmerged", adapted, lambda m, t: L.unmerge(m), ValueError, r"not merged"),
     ("save plain", Tiny, lambda m, t: L.save_adapter(m, t / "a"), ValueError, r"no LoRA"),
@@ -379,6 +392,12 @@ def test_a_broken_submission_is_a_gradebook_row_not_an_exception(tmp_path):
             text_file(tmp_path, content, name)
         row = course.grade_notebook(tmp_path / name)
         assert row["score"] == 0 and row["error"]
+
+
+def test_relative_error_mixes_dtypes_at_any_scale():
+    for scale in (1e-300, 1e-50, 1.0, 1e50, 1e300):
+        A = np.eye(3) * scale
+        assert svd.relative_error(A, np.eye(3, dtype=np.float32), A) == 0.0
 
 
 def test_the_suite_is_as_large_as_the_issue_asks():
