@@ -117,6 +117,10 @@ class LoRALinear(nn.Module):
             raise ValueError("this LoRA layer is already merged; merging again would add ΔW twice")
         if not self._enabled:
             raise ValueError("this LoRA layer is disabled; enable it before merging its ΔW into the base")
+        w = self.base.weight
+        if not torch.isfinite((w.float() + self.delta_weight().T).to(w.dtype)).all():
+            raise ValueError(f"W + ΔW is not finite in {w.dtype} (ΔW too large, or M or N holds NaN/inf); merging would "
+                             "write inf/NaN into the base weight, and no unmerge could take it back")
 
     def _check_unmerge(self) -> None:
         """The ValueError unmerge() would raise, without unmerging."""

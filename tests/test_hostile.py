@@ -350,6 +350,13 @@ MODEL_CASES = [
      lambda m, t: L.unmerge(m), ValueError, r"h.0.c_attn: this LoRA layer is not merged.*no layer was unmerged"),
     ("unmerge one changed", lambda: (lambda m: (torch.nn.init.normal_(L.lora_layers(m)["h.1.c_attn"].N), m)[1])(merged()),
      lambda m, t: L.unmerge(m), ValueError, r"h.1.c_attn: M or N changed"),
+    ("merge overflow", lambda: (lambda m: (torch.nn.init.constant_(L.lora_layers(m)["h.0.c_attn"].M, 300.0),
+                                         torch.nn.init.constant_(L.lora_layers(m)["h.0.c_attn"].N, 300.0), m)[-1])(
+        (lambda m: (L.apply_lora(m, "c_attn", r=2), m)[1])(Tiny().half())),
+     lambda m, t: L.merge(m), ValueError, r"h.0.c_attn: W \+ ΔW is not finite in torch.float16"),
+    ("merge overflow fp32", lambda: (lambda m: (torch.nn.init.constant_(L.lora_layers(m)["h.1.c_attn"].N, 1e30),
+                                              torch.nn.init.constant_(L.lora_layers(m)["h.1.c_attn"].M, 1e30), m)[-1])(
+        adapted()), lambda m, t: L.merge(m), ValueError, r"h.1.c_attn: W \+ ΔW is not finite in torch.float32"),
     ("unmerge plain", Tiny, lambda m, t: L.unmerge(m), ValueError, r"no LoRA"),
     ("unmerge unmerged", adapted, lambda m, t: L.unmerge(m), ValueError, r"not merged"),
     ("save plain", Tiny, lambda m, t: L.save_adapter(m, t / "a"), ValueError, r"no LoRA"),
