@@ -52,6 +52,11 @@ def _check_ids(ids: torch.Tensor, name: str, vocab: int) -> None:
         raise ValueError(f"{name} holds token ids from {lo} to {hi}; expected ids in [0, vocab_size = {vocab})")
 
 
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return mps is not None and mps.is_available()
+
+
 def pick_device(device="auto") -> torch.device:
     """'auto' -> CUDA if present, else Apple's MPS, else the CPU; any other name or torch.device is checked."""
     if isinstance(device, torch.device):
@@ -61,8 +66,7 @@ def pick_device(device="auto") -> torch.device:
     if device == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
+        return torch.device("mps" if _mps_available() else "cpu")
     try:
         dev = torch.device(device)
     except RuntimeError:
@@ -72,8 +76,7 @@ def pick_device(device="auto") -> torch.device:
                          "or 'mps'")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' was asked for, but this PyTorch sees no CUDA GPU; use device='auto'")
-    mps = getattr(torch.backends, "mps", None)
-    if dev.type == "mps" and not (mps is not None and mps.is_available()):
+    if dev.type == "mps" and not _mps_available():
         raise ValueError("device 'mps' was asked for, but this PyTorch has no Apple MPS device; use device='auto'")
     return dev
 

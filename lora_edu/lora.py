@@ -111,16 +111,18 @@ class LoRALinear(nn.Module):
         return (self.M.float() @ self.N.float()) * self.scaling
 
     @torch.no_grad()
-    def _check_merge(self) -> None:
-        """The ValueError merge() would raise, without merging."""
+    def _check_merge(self) -> torch.Tensor:
+        """The ValueError merge() would raise, without merging; else the merged weight W + ΔW (layout (out, in))."""
         if self.merged:
             raise ValueError("this LoRA layer is already merged; merging again would add ΔW twice")
         if not self._enabled:
             raise ValueError("this LoRA layer is disabled; enable it before merging its ΔW into the base")
         w = self.base.weight
-        if not torch.isfinite((w.float() + self.delta_weight().T).to(w.dtype)).all():
+        merged = (w.float() + self.delta_weight().T).to(w.dtype)
+        if not torch.isfinite(merged).all():
             raise ValueError(f"W + ΔW is not finite in {w.dtype} (ΔW too large, or M or N holds NaN/inf); merging would "
                              "write inf/NaN into the base weight, and no unmerge could take it back")
+        return merged
 
     def _check_unmerge(self) -> None:
         """The ValueError unmerge() would raise, without unmerging."""
@@ -134,11 +136,12 @@ class LoRALinear(nn.Module):
             raise ValueError("the base weight was replaced or written to while the layer was merged, so it may no "
                              "longer hold W + ΔW; unmerging would leave a wrong W (reload the base model instead)")
 
+    @torch.no_grad()
     def merge(self) -> None:
         """Fold ΔW into the base weight (through fp32), so inference costs one matrix product."""
-        self._check_merge()
+        merged = self._check_merge()
         w = self.base.weight
-        w.copy_((w.float() + self.delta_weight().T).to(w.dtype))      # weight = Wᵀ (out, in)
+        w.copy_(merged)                                               # weight = Wᵀ (out, in)
         self.merged = True
         # merged means frozen: ΔW now lives in the base weight, so M and N must not move until unmerge()
         self._while_merged = (self.M.detach().clone(), self.N.detach().clone(), self.M.requires_grad,

@@ -595,6 +595,16 @@ def test_merged_means_frozen():
     torch.testing.assert_close(layer.base.weight, w0, atol=1e-6, rtol=0)
 
 
+def test_merging_keeps_the_base_weight_out_of_autograd():
+    layer = make()
+    nn.init.normal_(layer.N)
+    layer.merge()
+    w = layer.base.weight
+    assert w.is_leaf and not w.requires_grad and w.grad_fn is None
+    layer.unmerge()
+    assert layer.base.weight.is_leaf and not layer.base.weight.requires_grad
+
+
 def test_a_base_weight_replaced_while_merged_is_noticed():
     for change in ("write", "replace", "load_state_dict"):
         layer = make()
