@@ -11,6 +11,8 @@ import numpy as np
 def as_matrix(A, name: str = "A") -> np.ndarray:
     """A numpy array, list of lists or torch tensor -> finite float ndarray (m, n); float32 stays float32."""
     if hasattr(A, "detach") and hasattr(A, "cpu"):  # a torch tensor, without importing torch
+        if getattr(A, "is_meta", False):
+            raise ValueError(f"{name} is a tensor on the 'meta' device: it has a shape {tuple(A.shape)} but no values")
         A = A.detach().cpu()
         if A.is_complex():
             raise ValueError(f"{name} must be a real matrix; got a complex tensor of dtype {A.dtype}")

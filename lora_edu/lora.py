@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import numbers
 import re
 from pathlib import Path
 from typing import NamedTuple
@@ -83,9 +84,10 @@ class LoRALinear(nn.Module):
 
     @enabled.setter
     def enabled(self, on: bool) -> None:
+        on = check_bool(on, "enabled")
         if self.merged and not on:
             raise ValueError("this layer is merged, so ΔW is inside the base weight; unmerge() before disabling")
-        self._enabled = bool(on)
+        self._enabled = on
 
     def extra_repr(self) -> str:
         rule = "α/√r" if self.rslora else "α/r"
@@ -168,6 +170,22 @@ def lora_layers(model: nn.Module) -> dict[str, LoRALinear]:
     return {name: m for name, m in model.named_modules() if isinstance(m, LoRALinear)}
 
 
+def _targets(targets):
+    """targets as apply_lora takes them -> a list of non-empty strings or a compiled str regex; else TypeError."""
+    if isinstance(targets, str):
+        return [targets]
+    if isinstance(targets, re.Pattern):
+        if not isinstance(targets.pattern, str):
+            raise TypeError(f"targets must be a str regex (module names are strings); got {targets!r}")
+        return targets
+    if targets is None or isinstance(targets, (bytes, bytearray, numbers.Number)) or not hasattr(targets, "__iter__"):
+        raise TypeError(f"targets must be module-name suffixes (strings) or a compiled regex; got {targets!r}")
+    targets = list(targets)
+    if not targets or not all(isinstance(t, str) and t for t in targets):
+        raise TypeError(f"targets must be module-name suffixes (strings) or a compiled regex; got {targets!r}")
+    return targets
+
+
 def _matches(name: str, targets) -> bool:
     if isinstance(targets, re.Pattern):
         return targets.fullmatch(name) is not None
@@ -183,14 +201,7 @@ def apply_lora(model: nn.Module, targets, r: int, alpha=None, dropout: float = 0
     same adapter, so it must use the same r, alpha, init and rslora.
     """
     check_module(model)
-    if targets is None or isinstance(targets, (bytes, int, float)):
-        raise TypeError(f"targets must be module-name suffixes (strings) or a compiled regex; got {targets!r}")
-    if isinstance(targets, str):
-        targets = [targets]
-    if not isinstance(targets, re.Pattern):
-        targets = list(targets)
-        if not targets or not all(isinstance(t, str) and t for t in targets):
-            raise TypeError(f"targets must be module-name suffixes (strings) or a compiled regex; got {targets!r}")
+    targets = _targets(targets)
     existing = lora_layers(model)
     inside = {f"{n}.base" for n in existing}
     again = [n for n in existing if _matches(n, targets)]
@@ -471,8 +482,7 @@ def weight_deltas(before: nn.Module, after: nn.Module, targets) -> dict:
     """ΔW = W_after − W_before (in, out), float64 numpy, for every nn.Linear whose name matches `targets`."""
     check_module(before, "before")
     check_module(after, "after")
-    if isinstance(targets, str):
-        targets = [targets]
+    targets = _targets(targets)
     mods_after = dict(after.named_modules())
     out = {}
     for name, m in before.named_modules():

@@ -115,6 +115,8 @@ class Step:
 def _as_fractions(A) -> list[list[Fraction]]:
     """Exact entries of a 2-D integer / rational matrix as Fractions (floats converted exactly)."""
     if hasattr(A, "detach"):
+        if getattr(A, "is_meta", False):
+            as_matrix(A)                                   # raises: a meta tensor has no values
         A = A.detach().cpu().tolist()
     elif isinstance(A, np.ndarray):
         as_matrix(A)  # shape, emptiness and finiteness checks
@@ -133,7 +135,7 @@ def _as_fractions(A) -> list[list[Fraction]]:
                 raise ValueError(f"A[{i}][{j}] = {x!r} is not a number; exact rank needs integers or fractions")
             if isinstance(x, (float, np.floating)) and not np.isfinite(x):
                 raise ValueError(f"A[{i}][{j}] is {x}; every entry must be finite")
-            new.append(Fraction(x))
+            new.append(Fraction(*x.as_integer_ratio()) if isinstance(x, np.floating) else Fraction(x))  # exact
         out.append(new)
     return out
 
@@ -168,6 +170,9 @@ def random_low_rank(m: int, n: int, r: int, seed=None) -> np.ndarray:
     n = check_int(n, "n", 1)
     r = check_int(r, "r", 0, min(m, n), where=f" for a {m}×{n} matrix")
     rng = np.random.default_rng(check_seed(seed, generator=True))
+    if m * n > 2 ** 31:
+        raise ValueError(f"a {m}×{n} matrix has {m * n:,} entries ({8 * m * n / 2 ** 30:,.0f} GiB of float64); "
+                         f"random_low_rank makes at most 2³¹ (16 GiB)")
     # Orthonormal factors and singular values within a factor 2 of each other keep the rank exactly r in
     # floating point too; the scale makes the mean squared entry about 1.
     U, _ = np.linalg.qr(rng.standard_normal((m, r)))

@@ -148,6 +148,12 @@ def finetune(model: nn.Module, train, val, steps: int, lr: float = 1e-3, batch_s
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("the model has no trainable parameters; apply_lora or set requires_grad first")
+    half = next(((n, p.dtype) for n, p in model.named_parameters() if p.requires_grad
+                 and p.dtype in (torch.float16, torch.bfloat16)), None)
+    if half is not None:
+        raise ValueError(f"trainable parameter {half[0]} is {half[1]}; finetune trains float32 weights (AdamW's "
+                         f"moments and its eps underflow in half precision: the first step would write NaN). Call "
+                         f"model.float() first; on CUDA the matrix products already run in bf16 under autocast")
     train_tokens, val_tokens = as_tokens(train), as_tokens(val)
     check_length(train_tokens, block_size, "the train text")
     check_length(val_tokens, block_size, "the val text")

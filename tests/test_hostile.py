@@ -290,6 +290,23 @@ CASES = [
     ("grade none", lambda t: course.grade([]), ValueError, r"\bpaths\b"),
     ("grade jobs", lambda t: course.grade([t / "a.ipynb"], jobs=0), ValueError, r"\bjobs = 0\b"),
     ("build src", lambda t: course.build(src=t / "nowhere", out=t / "out"), ValueError, r"no notebook folder at .*nowhere"),
+    # ---- found by the second probe ---------------------------------------------------------------------------
+    ("meta rank", lambda t: rank.matrix_rank(torch.ones(2, 2, device="meta")), ValueError, r"\bA\b.*'meta' device"),
+    ("meta elim", lambda t: rank.rank_by_elimination(torch.ones(2, 2, device="meta")), ValueError, r"'meta' device"),
+    ("meta approx", lambda t: svd.low_rank_approx(torch.ones(2, 2, device="meta"), 1), ValueError, r"'meta' device"),
+    ("meta similarity", lambda t: L.subspace_similarity(torch.ones(4, 2, device="meta"), np.ones((4, 2))), ValueError,
+     r"'meta' device"),
+    ("lowrank huge", lambda t: rank.random_low_rank(10 ** 12, 3, 1), ValueError, r"10+×3 matrix.*at most"),
+    ("deltas targets None", lambda t: L.weight_deltas(Tiny(), Tiny(), None), TypeError, r"\btargets\b.*None"),
+    ("deltas targets int", lambda t: L.weight_deltas(Tiny(), Tiny(), 5), TypeError, r"\btargets\b.*5"),
+    ("deltas targets bytes", lambda t: L.weight_deltas(Tiny(), Tiny(), b"c_attn"), TypeError, r"\btargets\b"),
+    ("apply bytes regex", lambda t: L.apply_lora(Tiny(), __import__("re").compile(b"c_attn"), r=2), TypeError,
+     r"\btargets\b must be a str regex"),
+    ("enabled str", lambda t: setattr(L.lora_layers(adapted())["h.0.c_attn"], "enabled", "no"), TypeError,
+     r"\benabled\b must be True or False; got 'no'"),
+    ("ft fp16", lambda t: train.finetune((lambda m: (L.apply_lora(m, G.LORA_TARGETS, r=1), m)[1])(tiny_gpt().half()),
+                                         "a" * 400, "b" * 400, 1, block_size=8), ValueError,
+     r"trainable parameter .*\.M is torch.float16.*model.float\(\)"),
 ]
 
 

@@ -162,3 +162,11 @@ def test_entries_at_the_edge_of_the_float_range():
     assert effective_rank([[1e308, 0], [0, 1e307]]) == 1
     assert matrix_rank([[5e-324, 0], [0, 5e-324]]) == 2              # subnormal entries: still full rank
     assert matrix_rank(np.full((3, 3), 3e38, dtype=np.float32)) == 1
+
+
+def test_rank_by_elimination_reads_every_numpy_float_exactly():
+    """np.float32 / float16 / longdouble entries are exact binary fractions: Fraction(x) refused them."""
+    for t in (np.float16, np.float32, np.float64, np.longdouble):
+        assert rank_by_elimination([[t(1.5), 3], [t(0.75), 1.5]]) == 1
+        assert rank_by_elimination([[t(1.5), 3], [t(0.75), 1]]) == 2
+    assert rank_by_elimination(np.array([[1, 2], [2, 4]], dtype=np.float32)) == 1
