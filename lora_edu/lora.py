@@ -28,6 +28,24 @@ __all__ = ["LoRALinear", "apply_lora", "lora_layers", "merge", "unmerge", "count
 INITS = ("default", "svd")
 
 
+def _checksum(w: torch.Tensor) -> tuple[int, int]:
+    """Two integer sums of w's exact bits (plain and position-weighted): any write to w — through .data too, which
+    torch's version counter does not see — changes them."""
+    ints = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}[w.element_size()]
+    bits = w.detach().reshape(-1).view(ints).long()                         # int64 sums wrap: fine for a checksum
+    return int(bits.sum()), int((bits * (torch.arange(bits.numel(), device=w.device) % 65521 + 1)).sum())
+
+
+class _Merged(NamedTuple):
+    """What merge() keeps to check unmerge(): the factors it merged, their requires_grad flags, the weight."""
+    M: torch.Tensor
+    N: torch.Tensor
+    m_grad: bool
+    n_grad: bool
+    weight: torch.Tensor
+    checksum: tuple
+
+
 class LoRALinear(nn.Module):
     """base(x) + dropout(x) @ M @ N · scaling, with base frozen; x (..., in) -> (..., out)."""
 
@@ -130,11 +148,11 @@ class LoRALinear(nn.Module):
         """The ValueError unmerge() would raise, without unmerging."""
         if not self.merged:
             raise ValueError("this LoRA layer is not merged; unmerging would subtract ΔW from the base weight")
-        M0, N0, _, _, w0, version = self._while_merged
-        if not (torch.equal(self.M, M0) and torch.equal(self.N, N0)):
+        kept = self._while_merged
+        if not (torch.equal(self.M, kept.M) and torch.equal(self.N, kept.N)):
             raise ValueError("M or N changed while the layer was merged, so the ΔW to take out of the base weight is "
                              "no longer the one merged into it; put them back (or reload the base model)")
-        if self.base.weight is not w0 or self.base.weight._version != version:
+        if self.base.weight is not kept.weight or _checksum(self.base.weight) != kept.checksum:
             raise ValueError("the base weight was replaced or written to while the layer was merged, so it may no "
                              "longer hold W + ΔW; unmerging would leave a wrong W (reload the base model instead)")
 
@@ -146,8 +164,8 @@ class LoRALinear(nn.Module):
         w.copy_(merged)                                               # weight = Wᵀ (out, in)
         self.merged = True
         # merged means frozen: ΔW now lives in the base weight, so M and N must not move until unmerge()
-        self._while_merged = (self.M.detach().clone(), self.N.detach().clone(), self.M.requires_grad,
-                              self.N.requires_grad, w, w._version)    # _version: torch's in-place write counter
+        self._while_merged = _Merged(self.M.detach().clone(), self.N.detach().clone(), self.M.requires_grad,
+                                     self.N.requires_grad, w, _checksum(w))
         self.M.requires_grad_(False)
         self.N.requires_grad_(False)
 
@@ -155,12 +173,12 @@ class LoRALinear(nn.Module):
     def unmerge(self) -> None:
         """Take ΔW back out of the base weight (through fp32; exact up to rounding in the weight's dtype)."""
         self._check_unmerge()
-        m_grad, n_grad = self._while_merged[2:4]
+        kept = self._while_merged
         w = self.base.weight
         w.copy_((w.float() - self.delta_weight().T).to(w.dtype))
         self.merged = False
-        self.M.requires_grad_(m_grad)
-        self.N.requires_grad_(n_grad)
+        self.M.requires_grad_(kept.m_grad)
+        self.N.requires_grad_(kept.n_grad)
         del self._while_merged
 
 
@@ -221,12 +239,16 @@ def apply_lora(model: nn.Module, targets, r: int, alpha=None, dropout: float = 0
                      if n and _matches(n, [t])}
             said = ", ".join(f"{t!r}" + (f" (a {kinds[t]}, not an nn.Linear)" if t in kinds else "") for t in unused)
             raise ValueError(f"targets {said} match no nn.Linear module of the model; the others match {names}")
-    holders = {}                                                            # a weight held by two modules is tied
-    for pname, p in model.named_parameters(remove_duplicate=False):
-        holders.setdefault(id(p), []).append(pname)
+    holders = {}                                  # tensors on one storage are tied: the same Parameter, or views
+    for tname, t in [*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)]:
+        holders.setdefault(_storage(t), []).append(tname)
     for name in names:                                                      # every layer checked before any change
         m = model.get_submodule(name)
-        tied = [h for h in holders[id(m.weight)] if h != f"{name}.weight"]
+        parent = model.get_submodule(name.rpartition(".")[0])
+        if isinstance(parent, nn.MultiheadAttention):
+            raise ValueError(f"{name} belongs to an nn.MultiheadAttention, which reads its weight directly instead of "
+                             f"calling it, so a LoRA layer there would never run; leave {name} out of the targets")
+        tied = [h for h in holders[_storage(m.weight)] if h != f"{name}.weight"]
         if tied:
             raise ValueError(f"{name}.weight is tied to {', '.join(tied)}: LoRA there would change both (merging "
                              f"would write ΔW into the other too); leave {name} out of the targets")
@@ -257,6 +279,12 @@ def apply_lora(model: nn.Module, targets, r: int, alpha=None, dropout: float = 0
         layer.M.requires_grad_(True)
         layer.N.requires_grad_(True)
     return names
+
+
+def _storage(t: torch.Tensor):
+    """A key shared by every tensor on the same memory (a tied Parameter, a view, .data of another)."""
+    ptr = 0 if t.is_meta else t.untyped_storage().data_ptr()
+    return (t.device, ptr) if ptr else id(t)
 
 
 def merge(model: nn.Module) -> None:

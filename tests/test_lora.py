@@ -606,13 +606,17 @@ def test_merging_keeps_the_base_weight_out_of_autograd():
 
 
 def test_a_base_weight_replaced_while_merged_is_noticed():
-    for change in ("write", "replace", "load_state_dict"):
+    for change in ("write", "replace", "load_state_dict", ".data", "one entry"):
         layer = make()
         nn.init.normal_(layer.N)
         layer.merge()
         with torch.no_grad():
             if change == "write":
                 layer.base.weight.add_(1.0)
+            elif change == ".data":                                      # torch's version counter misses this
+                layer.base.weight.data.add_(1.0)
+            elif change == "one entry":
+                layer.base.weight.data[0, 0] = torch.nextafter(layer.base.weight[0, 0], torch.tensor(9.0))
             elif change == "replace":
                 layer.base.weight = nn.Parameter(torch.randn_like(layer.base.weight), requires_grad=False)
             else:
@@ -634,3 +638,28 @@ def test_apply_lora_refuses_a_tied_weight():
         apply_lora(gpt, re.compile(r".*"), r=2)                           # a catch-all regex is caught too
     _unchanged(gpt, snap)
     assert len(apply_lora(gpt, LORA_TARGETS, r=2)) == 4
+
+
+def test_apply_lora_refuses_weights_that_share_memory_with_another_tensor():
+    """Not the same Parameter, but the same storage: merging into one would write into the other."""
+    model = Tiny()
+    model.h[1].c_attn.weight = nn.Parameter(model.h[0].c_attn.weight.data)       # another Parameter, one storage
+    snap = _snapshot(model)
+    with pytest.raises(ValueError, match=r"h.0.c_attn.weight is tied to h.1.c_attn.weight"):
+        apply_lora(model, "c_attn", r=2)
+    _unchanged(model, snap)
+    view = nn.Linear(4, 4)
+    holder = nn.Module()
+    holder.big, holder.lin = nn.Parameter(torch.zeros(8, 4)), view
+    view.weight = nn.Parameter(holder.big.data[:4])                               # a view of a larger parameter
+    with pytest.raises(ValueError, match=r"lin.weight is tied to big"):
+        apply_lora(holder, "lin", r=1)
+
+
+def test_apply_lora_refuses_multihead_attentions_out_proj():
+    """nn.MultiheadAttention reads out_proj.weight itself instead of calling out_proj: LoRA there never runs."""
+    model = nn.Sequential(nn.MultiheadAttention(8, 2))
+    snap = _snapshot(model)
+    with pytest.raises(ValueError, match=r"0.out_proj belongs to an nn.MultiheadAttention"):
+        apply_lora(model, "out_proj", r=2)
+    _unchanged(model, snap)
