@@ -110,6 +110,11 @@ def check_real(value, name: str, lo: float | None = None, hi: float | None = Non
         raise ValueError(f"{name} must be finite; got {value}")
     if (lo is not None and (value < lo or (lo_open and value == lo))) or \
             (hi is not None and (value > hi or (hi_open and value == hi))):
-        left, right = "(" if lo_open else "[", ")" if hi_open else "]"
-        raise ValueError(f"{name} = {value} is out of range; expected {name} in {left}{lo}, {hi}{right}")
+        if hi is None:
+            expected = f"{name} {'>' if lo_open else '≥'} {lo:g}"
+        elif lo is None:
+            expected = f"{name} {'<' if hi_open else '≤'} {hi:g}"
+        else:
+            expected = f"{name} in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+        raise ValueError(f"{name} = {value} is out of range; expected {expected}")
     return value

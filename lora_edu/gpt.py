@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._checks import check_bool, check_int, check_real, check_seed
+from ._checks import check_bool, check_int, check_path, check_real, check_seed
 
 __all__ = ["GPTConfig", "GPT", "encode", "decode", "load_pretrained", "save_model", "load_model",
            "pick_device", "CHECKPOINT", "LORA_TARGETS"]
@@ -246,7 +246,7 @@ class GPT(nn.Module):
 def _model_files(path) -> tuple[Path, Path]:
     """NAME -> (NAME.safetensors, NAME.json); the whole name is kept ("run.v1" stays "run.v1"), a suffix
     .safetensors or .json given by the caller is dropped."""
-    path = Path(path)
+    path = check_path(path)
     if path.suffix in (".safetensors", ".json"):
         path = path.with_suffix("")
     return path.with_name(path.name + ".safetensors"), path.with_name(path.name + ".json")
@@ -263,8 +263,24 @@ def save_model(model: GPT, path, card: dict | None = None, dtype=torch.bfloat16)
         raise TypeError(f"save_model saves a lora_edu GPT; got {type(model).__name__}")
     if card is not None and not isinstance(card, dict):
         raise TypeError(f"card must be a dict of JSON values or None; got {type(card).__name__}")
+    reserved = sorted({"format", "config", "sha256"} & set(card or {}))
+    if reserved:
+        raise ValueError(f"card must not set {reserved}: save_model writes those fields itself")
+    if dtype not in (torch.float32, torch.float16, torch.bfloat16):
+        raise ValueError(f"dtype must be torch.float32, torch.float16 or torch.bfloat16; got {dtype!r}")
     weights, card_file = _model_files(path)
-    state = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()
+    from .lora import lora_layers
+    layers = lora_layers(model)
+    if any(not layer.merged for layer in layers.values()):
+        raise ValueError("the model has unmerged LoRA layers; save_adapter saves the adapter, or merge(model) first to "
+                         "save the fine-tuned weights as one plain GPT")
+    state = model.state_dict()
+    for name in layers:                              # merged: W + ΔW is the base weight; store it under its own name
+        for key in ("weight", "bias"):
+            if f"{name}.base.{key}" in state:
+                state[f"{name}.{key}"] = state.pop(f"{name}.base.{key}")
+        del state[f"{name}.M"], state[f"{name}.N"]
+    state = {k: v.detach().to("cpu", dtype).contiguous() for k, v in state.items()
              if k != "lm_head.weight"}                                          # tied: stored once, as wte
     data = save(state, metadata={"format": "pt"})
     meta = {"format": "lora_edu.gpt/1", "config": asdict(model.config), **(card or {}),
@@ -286,8 +302,8 @@ def load_model(path, device="cpu") -> tuple[GPT, dict]:
             raise FileNotFoundError(f"no model at {f}; save_model writes NAME.safetensors and NAME.json")
     try:
         card = json.loads(card_file.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{card_file} is not a readable model card ({e})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise ValueError(f"{card_file} is not a readable model card ({type(e).__name__}: {e})") from None
     if not isinstance(card, dict) or card.get("format") != "lora_edu.gpt/1" or not isinstance(card.get("config"), dict):
         got = card.get("format") if isinstance(card, dict) else type(card).__name__
         raise ValueError(f"{card_file} is not a lora_edu GPT card (format {got!r})")

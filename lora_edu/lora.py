@@ -10,6 +10,7 @@ import hashlib
 import json
 import math
 import numbers
+import os
 import re
 from pathlib import Path
 from typing import NamedTuple
@@ -360,6 +361,9 @@ def save_adapter(model: nn.Module, path) -> Path:
         raise ValueError("unmerge the model before saving: a merged base weight already contains ΔW")
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"save_adapter writes a folder; {folder} is a file")
+    if (folder / "adapter.json").is_symlink():                        # writing through it would change another card
+        raise ValueError(f"{folder / 'adapter.json'} is a symbolic link (to {os.readlink(folder / 'adapter.json')}); "
+                         f"an adapter's card must be a file beside its tensors: remove the link, or save elsewhere")
     shapes = {n: [l.base.in_features, l.base.out_features] for n, l in layers.items()}
     for n, l in layers.items():                     # write nothing load_adapter would refuse
         for key, want in (("M", (l.base.in_features, l.r)), ("N", (l.r, l.base.out_features))):
@@ -398,17 +402,35 @@ def _read_card(folder: Path) -> dict:
     path = folder / "adapter.json"
     try:
         card = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path} is not a readable adapter card ({e})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise ValueError(f"{path} is not a readable adapter card ({type(e).__name__}: {e})") from None
     if not isinstance(card, dict) or card.get("format") != "lora_edu.adapter/1":
         got = card.get("format") if isinstance(card, dict) else type(card).__name__
         raise ValueError(f"{path} is not a lora_edu adapter card (format {got!r})")
     missing = [k for k in ("r", "alpha", "scaling", "init", "dropout", "targets", "base_shapes") if k not in card]
     if missing:
         raise ValueError(f"{path} lacks the field(s) {missing}")
-    if not (isinstance(card["targets"], list) and card["targets"] and isinstance(card["base_shapes"], dict)
-            and set(card["base_shapes"]) == set(card["targets"])):
+    checks = {"r": lambda v: check_int(v, "r", 1), "alpha": lambda v: check_real(v, "alpha", lo=0.0, lo_open=True),
+              "dropout": lambda v: check_real(v, "dropout", 0.0, 1.0, hi_open=True)}
+    for key, check in checks.items():                                  # a hand-edited card: the same rules as
+        try:                                                           # LoRALinear's own arguments
+            check(card[key])
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{path}: {e}") from None
+    for key, allowed in (("scaling", ("alpha/r", "alpha/sqrt(r)")), ("init", INITS)):
+        if not isinstance(card[key], str) or card[key] not in allowed:
+            raise ValueError(f"{path}: {key} must be one of {allowed}; got {card[key]!r:.80}")
+    targets, shapes = card["targets"], card["base_shapes"]
+    if not (isinstance(targets, list) and targets and all(isinstance(t, str) and t for t in targets)
+            and len(set(targets)) == len(targets)):
+        raise ValueError(f"{path}: targets must be a list of distinct module names; got {targets!r:.80}")
+    if not (isinstance(shapes, dict) and set(shapes) == set(targets)):
         raise ValueError(f"{path}: targets and base_shapes must name the same modules")
+    for name, shape in shapes.items():
+        if not (isinstance(shape, list) and len(shape) == 2 and all(
+                isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in shape)):
+            raise ValueError(f"{path}: base_shapes[{name!r}] must be [in, out], two positive integers; "
+                             f"got {shape!r:.80}")
     card.setdefault("tensors", "adapter.safetensors")                # cards written before 0.9 name no file
     if not (isinstance(card["tensors"], str) and TENSORS.fullmatch(card["tensors"])):
         raise ValueError(f"{path}: 'tensors' must name a file adapter.N.safetensors in the same folder; "

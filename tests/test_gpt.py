@@ -252,3 +252,21 @@ def test_get_batch_targets_are_the_next_bytes():
         data.get_batch(data.as_tokens("short"), 2, 8)
     with pytest.raises(TypeError, match="text"):
         data.as_tokens([1, 2, 3])
+
+
+def test_a_merged_lora_model_saves_as_a_plain_gpt(tmp_path):
+    """save_model of a merged model stores W + ΔW under the plain names: load_model gives the same logits."""
+    from lora_edu.lora import apply_lora, lora_layers, merge
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(block_size=8, n_layer=1, n_head=2, n_embd=8))
+    apply_lora(model, LORA_TARGETS, r=1)
+    for layer in lora_layers(model).values():
+        nn.init.normal_(layer.N)
+    model.eval()
+    x = torch.randint(0, 256, (2, 8))
+    want = model(x)[0]
+    merge(model)
+    save_model(model, tmp_path / "merged", dtype=torch.float32)
+    loaded, _ = load_model(tmp_path / "merged")
+    assert not lora_layers(loaded)
+    assert torch.allclose(loaded.eval()(x)[0], want, atol=1e-5)

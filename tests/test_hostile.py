@@ -44,6 +44,24 @@ def saved(tmp):
     return L.save_adapter(adapted(), tmp / "ad")
 
 
+def card_edited(tmp, key, value):
+    """An adapter folder whose card has `key` set to `value` by hand."""
+    folder = saved(tmp)
+    card = json.loads((folder / "adapter.json").read_text())
+    card[key] = value
+    (folder / "adapter.json").write_text(json.dumps(card))
+    return folder
+
+
+def linked_card(tmp):
+    """A folder whose adapter.json is a link to another adapter's card."""
+    import os
+    other = saved(tmp)
+    (tmp / "linked").mkdir()
+    os.symlink(other / "adapter.json", tmp / "linked" / "adapter.json")
+    return tmp / "linked"
+
+
 def text_file(tmp, content, name="t.txt"):
     path = tmp / name
     (path.write_bytes if isinstance(content, bytes) else path.write_text)(content)
@@ -304,6 +322,34 @@ CASES = [
      r"\btargets\b must be a str regex"),
     ("enabled str", lambda t: setattr(L.lora_layers(adapted())["h.0.c_attn"], "enabled", "no"), TypeError,
      r"\benabled\b must be True or False; got 'no'"),
+    ("card shape short", lambda t: L.load_adapter(Tiny(), card_edited(t, "base_shapes", {"h.0.c_attn": [8],
+     "h.1.c_attn": [8, 24]})), ValueError, r"adapter.json: base_shapes\['h.0.c_attn'\] must be \[in, out\]"),
+    ("card shape int", lambda t: L.load_adapter(Tiny(), card_edited(t, "base_shapes", {"h.0.c_attn": 4,
+     "h.1.c_attn": None})), ValueError, r"adapter.json: base_shapes\['h.0.c_attn'\] must be \[in, out\]"),
+    ("card targets nested", lambda t: L.load_adapter(Tiny(), card_edited(t, "targets", [["h.0.c_attn"]])), ValueError,
+     r"adapter.json: targets must be a list of distinct module names"),
+    ("card targets twice", lambda t: L.load_adapter(Tiny(), card_edited(t, "targets", ["h.0.c_attn"] * 2)), ValueError,
+     r"adapter.json: targets must be a list of distinct"),
+    ("card r str", lambda t: L.load_adapter(Tiny(), card_edited(t, "r", "2")), ValueError, r"adapter.json: r must be an integer"),
+    ("card alpha neg", lambda t: L.load_adapter(Tiny(), card_edited(t, "alpha", -1)), ValueError,
+     r"adapter.json: alpha = -1.0 is out of range; expected alpha > 0"),
+    ("card dropout", lambda t: L.load_adapter(Tiny(), card_edited(t, "dropout", 2)), ValueError,
+     r"adapter.json: dropout = 2.0 is out of range; expected dropout in \[0, 1\)"),
+    ("card scaling", lambda t: L.load_adapter(Tiny(), card_edited(t, "scaling", ["alpha/r"])), ValueError,
+     r"adapter.json: scaling must be one of"),
+    ("card init", lambda t: L.load_adapter(Tiny(), card_edited(t, "init", "pissa")), ValueError,
+     r"adapter.json: init must be one of"),
+    ("card deep", lambda t: (text_file(t, "[" * 100000 + "]" * 100000, "adapter.json"), L.load_adapter(Tiny(), t)),
+     ValueError, r"adapter.json is not a readable adapter card \(RecursionError"),
+    ("card linked", lambda t: L.save_adapter(adapted(), linked_card(t)), ValueError,
+     r"linked/adapter.json is a symbolic link"),
+    ("save_model int8", lambda t: G.save_model(tiny_gpt(), t / "m", dtype=torch.int8), ValueError, r"\bdtype\b.*int8"),
+    ("save_model reserved", lambda t: G.save_model(tiny_gpt(), t / "m", card={"config": {}}), ValueError,
+     r"card must not set \['config'\]"),
+    ("save_model None", lambda t: G.save_model(tiny_gpt(), None), TypeError, r"\bpath\b.*None"),
+    ("save_model unmerged", lambda t: G.save_model(adapted_gpt(), t / "m"), ValueError, r"unmerged LoRA layers.*save_adapter"),
+    ("load_model deep", lambda t: (text_file(t, "{}", "m.safetensors"), text_file(t, "[" * 100000 + "]" * 100000, "m.json"),
+                                   G.load_model(t / "m")), ValueError, r"m.json is not a readable model card"),
     ("ft fp16", lambda t: train.finetune((lambda m: (L.apply_lora(m, G.LORA_TARGETS, r=1), m)[1])(tiny_gpt().half()),
                                          "a" * 400, "b" * 400, 1, block_size=8), ValueError,
      r"trainable parameter .*\.M is torch.float16.*model.float\(\)"),

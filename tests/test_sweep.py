@@ -216,3 +216,97 @@ def test_the_stored_sweep_supports_chapter_6s_findings_on_the_scale():
     assert min(rs8.values()) > min(a_r.values()) + 0.01                          # and none as low
     assert rs8[64] >= rs8[1] and rs1[1] - rs1[64] > 0.02
     assert all(abs(rs1[r] - a_r[r]) < noise for r in (16, 32, 64))               # two small-step rules: level
+
+
+def test_the_stored_sweep_supports_chapter_6s_findings_on_the_spectra():
+    """Section 2: every ΔW's top 8 hold at least twice its random twin's share and it needs fewer directions for
+    90 %, in both regimes; the long run's ΔW is less concentrated than the gentle one's (median of the 16)."""
+    from lora_edu.rank import spectrum_summary
+    result = load_results()
+    medians = {}
+    for name, regime in result["regimes"].items():
+        pairs = [(spectrum_summary(sp["delta"]), spectrum_summary(sp["random"])) for sp in regime["spectra"].values()]
+        assert len(pairs) == 16
+        assert all(d[0] >= 2 * r[0] and d[1] < r[1] for d, r in pairs)
+        assert all(d[1] > 8 for d, _ in pairs)                                  # "dozens of directions", not 8
+        medians[name] = np.median([d for d, _ in pairs], axis=0)
+    assert medians["long"][0] < medians["gentle"][0] and medians["long"][1] > medians["gentle"][1]
+
+
+def test_the_stored_sweep_supports_chapter_6s_findings_on_shared_directions():
+    """Section 5: φ(1, 64) above 1.5 × chance in most matrices, φ(1, 64) > φ(8, 64) in nearly all, φ(1, 1) well
+    below 1 (at chance in some, many times it in others); against the inputs' top 64 directions only mlp.c_proj
+    shares more with the other adapter than with the data (all 8 of its matrices; at most 2 of the other 24)."""
+    result, rows, _, noise = _stored_findings()
+    above = top_first = phi11_at_chance = phi11_far = 0
+    beyond = {}
+    for regime in result["regimes"].values():
+        for name, grid in regime["similarity_r8_r64"].items():
+            g, p = np.array(grid), np.array(regime["similarity_r8_inputs"][name])
+            n = regime["spectra"][name]["shape"][0]
+            chance_64 = 64 / n                                                   # E φ(i, 64) of random subspaces
+            above += g[0, 63] > 1.5 * chance_64
+            top_first += g[0, 63] > g[7, 63]
+            assert g[0, 0] < 0.7 and g[7, 63] > chance_64                        # well below 1; above chance
+            phi11_at_chance += g[0, 0] < 2 / n
+            phi11_far += g[0, 0] > 10 / n
+            beyond.setdefault(name.split(".", 3)[-1], []).append(g[0, 63] > p[0, 63])
+    assert above >= 24 and top_first >= 28 and phi11_at_chance >= 3 and phi11_far >= 16
+    assert all(beyond["mlp.c_proj"]) and sum(sum(v) for k, v in beyond.items() if k != "mlp.c_proj") <= 2
+    assert all(run[64] >= run[8] for run in rows.values())                       # r = 64 bought nothing over 8
+    assert rows["gentle"][64] - rows["gentle"][8] > 3 * noise                    # by several times the noise
+
+
+def test_the_stored_sweep_supports_chapter_6s_findings_on_learning_rates():
+    """Section 6, 'One learning rate for every rank?': each claim of the text about the learning-rate grid."""
+    result, rows, seeds, noise = _stored_findings()
+    gentle = rows["gentle"]
+    lora = {result["lr"]: {r: gentle[r] for r in RANKS}}
+    full = {result["full_lr"]: gentle["full"]}
+    for row in result["learning_rates"]:
+        if row["r"] == "full":
+            full[row["lr"]] = row["val_loss"]
+        else:
+            lora.setdefault(row["lr"], {})[row["r"]] = row["val_loss"]
+    rates = sorted(lora)
+    assert len(rates) == 4 and len(full) == 4 and all(v is not None for run in lora.values() for v in run.values())
+    tuned = {r: min((lora[lr][r], lr) for lr in rates) for r in RANKS}           # {r: (best loss, its lr)}
+    third = min(rates, key=lambda lr: abs(lr - result["lr"] / 3))
+    big, small = lora[rates[-1]], lora[rates[0]]
+    assert all(big[a] < big[b] for a, b in zip(RANKS[1:], RANKS[2:]))           # largest rate: each doubling worse
+    assert all(small[r] > tuned[r][0] for r in RANKS) and all(small[r] > tuned[r][0] + 0.03 for r in (1, 2))
+    assert all(rates[0] < tuned[r][1] < rates[-1] for r in RANKS)               # every best rate inside the grid
+    full_best = min(full, key=full.get)
+    assert min(full) < full_best < max(full) and np.isclose(full_best, result["full_lr"] / 3)
+    assert all(tuned[r][1] == third for r in (16, 32, 64))                       # a third is best from 16 up
+    assert all(gentle[r] - lora[third][r] > noise for r in (32, 64))             # clearly better than section 3's
+    assert all(abs(lora[third][r] - gentle[r]) < noise for r in (1, 2, 4, 8))    # level up to r = 8
+    assert tuned[16][0] < tuned[1][0] - 0.02 and np.ptp([tuned[r][0] for r in (16, 32, 64)]) < noise  # then flat
+    assert min(full.values()) < min(t[0] for t in tuned.values()) - noise        # full lowest, beyond the noise
+
+    def margins(losses):                                                          # {lr: loss} -> (below, above)
+        lrs = sorted(losses)
+        i = min(range(len(lrs)), key=lambda k: losses[lrs[k]])
+        return losses[lrs[i - 1]] - losses[lrs[i]], losses[lrs[i + 1]] - losses[lrs[i]]
+    one_side_small = sum(min(margins({lr: lora[lr][r] for lr in rates})) < noise for r in RANKS)
+    assert one_side_small >= 4 and min(margins(full)) > noise                    # loose for most; full's holds
+    tuned_rows = [{"r": r, "val_loss": loss} for r, (loss, _) in tuned.items()]
+    mean_rows = [{"r": r, "val_loss": np.mean([run[r] for run in seeds.values()])} for r in RANKS]
+    assert cheapest_rank(tuned_rows, noise) == 16
+    assert cheapest_rank([{"r": r, "val_loss": gentle[r]} for r in RANKS], noise) == 2
+    assert cheapest_rank(mean_rows, noise) == 4
+
+
+def test_chapter_6s_findings_on_the_scale_against_section_3():
+    """Section 6: α/r (α = 8) ends level with section 3's best mean but more than the noise below its seed-0 runs;
+    with small steps r = 64 ends about 0.01 below r = 8, a little more than the noise."""
+    result, rows, seeds, noise = _stored_findings()
+    rules = {}
+    for row in result["scaling"]:
+        rules.setdefault((row["rule"], row["alpha"]), {})[row["r"]] = row["val_loss"]
+    a_r, rs1 = rules["alpha/r", 8], rules["alpha/sqrt(r)", 1]
+    best_mean = min(np.mean([run[r] for run in seeds.values()]) for r in RANKS)
+    best_seed0 = min(rows["gentle"][r] for r in RANKS)
+    assert abs(min(a_r.values()) - best_mean) < noise and min(a_r.values()) < best_seed0 - noise
+    for losses in (a_r, rs1):
+        assert noise < losses[8] - losses[64] < 0.015
