@@ -34,7 +34,8 @@ def _check_finetune(args) -> None:
     """Every number and path of `finetune`, checked before the model is even loaded."""
     from ._checks import check_int, check_real
     from .gpt import GPTConfig
-    check_int(args.rank, "--rank", 1)
+    check_int(args.rank, "--rank", 1, GPTConfig().n_embd,                # the narrowest adapted matrix: 256 wide
+              where=" (the shipped GPT's adapted matrices are at least 256 wide)")
     check_int(args.steps, "--steps", 1)
     check_real(args.lr, "--lr", lo=0.0, lo_open=True)
     check_int(args.batch_size, "--batch-size", 1)
@@ -118,8 +119,11 @@ def _run(name, fn, argv) -> int:
     """fn(argv) for a command with its own parser: its errors as one line, exit status 2; --help returns 0."""
     try:
         out = fn(argv)
-    except SystemExit as e:                      # argparse inside fn: --help (0) or a bad option (2, said already)
+    except SystemExit as e:                      # argparse inside fn: --help
         return e.code if isinstance(e.code, int) else 2
+    except _UsageError as e:                     # a bad option, from fn's _Parser: already says `prog: error:`
+        print(e, file=sys.stderr)
+        return 2
     except USER_ERRORS as e:
         print(f"lora-edu {name}: error: {e}", file=sys.stderr)
         return 2

@@ -545,7 +545,8 @@ def report_text(results) -> str:
 
 def grade_main(argv=None) -> int:
     """`lora-edu grade`: exit 0 when every submission was graded (whatever the scores), 2 when grading cannot run."""
-    p = argparse.ArgumentParser(prog="lora-edu grade", description="Re-execute submissions in fresh kernels and "
+    from .cli import _Parser
+    p = _Parser(prog="lora-edu grade", description="Re-execute submissions in fresh kernels and "
                                 "judge every exercise against the reference chapters.")
     p.add_argument("paths", nargs="+", metavar="SUBMISSION.ipynb|FOLDER")
     p.add_argument("--json", type=Path, help="write every verdict to this JSON file")

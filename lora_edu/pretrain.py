@@ -5,7 +5,6 @@ weights records the corpus, steps, tokens seen, losses, hardware and time of the
 """
 from __future__ import annotations
 
-import argparse
 import platform
 import sys
 import time
@@ -14,6 +13,7 @@ from pathlib import Path
 import torch
 
 from . import __version__
+from ._checks import check_int
 from .data import corpus
 from .gpt import CHECKPOINT, GPT, GPTConfig, pick_device, save_model
 from .train import evaluate, finetune
@@ -34,7 +34,8 @@ def hardware(device: torch.device) -> str:
 
 
 def main(argv=None) -> Path:
-    ap = argparse.ArgumentParser(prog="python -m lora_edu.pretrain", description=__doc__.split("\n")[0])
+    from .cli import _Parser
+    ap = _Parser(prog="lora-edu pretrain", description=__doc__.split("\n")[0])
     ap.add_argument("--steps", type=int, default=2400)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--batch-size", type=int, default=32)
@@ -49,6 +50,7 @@ def main(argv=None) -> Path:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="writes OUT.safetensors and OUT.json")
     args = ap.parse_args(argv)
+    check_int(args.steps, "--steps", 1)                  # before announcing a run that cannot start
 
     device = pick_device(args.device)
     torch.manual_seed(args.seed)
@@ -79,5 +81,6 @@ def main(argv=None) -> Path:
     return path
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":                      # through the CLI: a user error is one line, never a traceback
+    from .cli import main as cli
+    sys.exit(cli(["pretrain", *sys.argv[1:]]))
