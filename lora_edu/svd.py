@@ -82,10 +82,11 @@ def _power(A, r, Qt, slack, max_iter):
     For an orthonormal Qt, the best rank-r approximation of A inside span(Qt) has
     error² = ‖A‖² − Σ top-r σ(A Qt)², and σ(A Qt) = σ(R) for A Qt = Q R: every iteration knows its error.
     The gains shrink about geometrically; we stop when the extrapolated remaining gain, gain·ρ/(1 − ρ), is below
-    `slack` × error². ρ is the larger of the gains' own ratio and the rate theory gives, (σ_k / σ_r)² from the
-    current estimates: a fast-converging part can make the first gains fall steeply while a flat part of the
-    spectrum is still converging slowly. A flat spectrum (ρ near 1) may not get there within max_iter: then
-    converged is False.
+    `slack` × error². ρ is the larger of the gains' own ratio and the rate theory gives, (σ_k / σ_r)⁴ from the
+    current estimates (each iteration shrinks the angles to the top-r directions by (σ_k / σ_r)², and the energy
+    missed goes with their squared sines): a fast-converging part can make the first gains fall steeply while a
+    flat part of the spectrum is still converging slowly. A flat spectrum (ρ near 1) may not get there within
+    max_iter: then converged is False.
     """
     total = _energy(A)
     captured, gains = None, []
@@ -100,7 +101,7 @@ def _power(A, r, Qt, slack, max_iter):
             gains.append(max(new - captured, 0.0))
             if len(gains) >= 3:                               # two ratios: a flat spectrum's gains can fall, then rise
                 g0, g1, g2 = gains[-3:]
-                rate = (sv[-1] / sv[r - 1]) ** 2 if sv[r - 1] > 0 else 1.0
+                rate = (sv[-1] / sv[r - 1]) ** 4 if sv[r - 1] > 0 else 1.0
                 rho = max(g1 / g0 if g0 > 0 else 0.0, g2 / g1 if g1 > 0 else 0.0, rate)
                 if rho < 0.95 and max(g2 * rho / (1 - rho), g2) <= slack * err2:
                     return Qt, True
