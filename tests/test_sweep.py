@@ -31,7 +31,7 @@ def test_spectrum_summary_agrees_with_the_matrix_helpers(m, n, seed, energy):
 
 def test_spectrum_summary_and_cheapest_rank_refuse_bad_input():
     for bad in ([], [0.0, 0.0], [1.0, np.nan], [[1.0, 2.0]]):
-        with pytest.raises(ValueError, match="singular values"):
+        with pytest.raises(ValueError, match=r"\bs\b must be"):
             spectrum_summary(bad)
     with pytest.raises(ValueError, match="k = 4 is out of range"):
         spectrum_summary([3.0, 2.0, 1.0], k=4)
@@ -231,6 +231,9 @@ def test_the_stored_sweep_supports_chapter_6s_findings_on_the_spectra():
         assert all(d[1] > 8 for d, _ in pairs)                                  # "dozens of directions", not 8
         medians[name] = np.median([d for d, _ in pairs], axis=0)
     assert medians["long"][0] < medians["gentle"][0] and medians["long"][1] > medians["gentle"][1]
+    for name, regime in result["regimes"].items():                              # "well under half as many"
+        assert medians[name][1] < 0.45 * np.median([spectrum_summary(sp["random"])[1]
+                                                    for sp in regime["spectra"].values()])
 
 
 def test_the_stored_sweep_supports_chapter_6s_findings_on_shared_directions():
