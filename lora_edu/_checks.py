@@ -43,6 +43,27 @@ def as_matrix(A, name: str = "A") -> np.ndarray:
     return arr
 
 
+def as_vector(x, name: str) -> np.ndarray:
+    """x as a non-empty 1-D float ndarray of finite numbers, or a ValueError naming it (complex is refused, not cast)."""
+    try:
+        v = None if np.iscomplexobj(x) else np.asarray(x, dtype=float)
+    except (TypeError, ValueError):
+        v = None
+    if v is None or v.ndim != 1 or v.size == 0 or not np.isfinite(v).all():
+        raise ValueError(f"{name} must be a non-empty 1-D sequence of finite numbers; got {x!r:.80}")
+    return v
+
+
+def check_ids(ids, name: str, vocab: int = 256) -> None:
+    """A ValueError unless every token id in the tensor `ids` lies in [0, vocab) (an embedding, or bytes(), would
+    fail on it without saying why, or wrap it silently)."""
+    if ids.numel() == 0:
+        return
+    lo, hi = int(ids.min()), int(ids.max())
+    if lo < 0 or hi >= vocab:
+        raise ValueError(f"{name} holds token ids from {lo} to {hi}; expected ids in [0, vocab_size = {vocab})")
+
+
 def unit_scale(A: np.ndarray) -> tuple[np.ndarray, float]:
     """(A / c, c) for A (m, n), c the power of two with max|A / c| in [1, 2): exact, and σ², AᵀA or ‖A‖² of A / c
     can neither overflow nor underflow, whether A's entries are 1e-300 or 1e300. The zero matrix gives (A, 1)."""

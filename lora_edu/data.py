@@ -15,7 +15,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from ._checks import check_int, check_path, check_real
+from ._checks import check_ids, check_int, check_path, check_real
 
 __all__ = ["photo", "CORPORA", "Corpus", "corpus", "load_text", "as_tokens", "get_batch"]
 
@@ -175,8 +175,7 @@ def as_tokens(text) -> torch.Tensor:
     if isinstance(text, str):
         return torch.frombuffer(bytearray(text.encode("utf-8")), dtype=torch.uint8)
     if isinstance(text, torch.Tensor) and text.dim() == 1 and text.dtype in (torch.uint8, torch.long):
-        if text.dtype == torch.long and text.numel() and not (0 <= int(text.min()) and int(text.max()) < 256):
-            raise ValueError(f"byte ids must lie in [0, 256); got values from {int(text.min())} to {int(text.max())}")
+        check_ids(text, "text")                       # a long id of 300 would wrap to 44 as a byte
         return text.to(torch.uint8)
     raise TypeError(f"expected text (str) or a 1-D tensor of byte ids; got {type(text).__name__}"
                     + (f" of shape {tuple(text.shape)}" if isinstance(text, torch.Tensor) else ""))

@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._checks import check_bool, check_int, check_path, check_real, check_seed
+from ._checks import check_bool, check_ids, check_int, check_path, check_real, check_seed
 
 __all__ = ["GPTConfig", "GPT", "encode", "decode", "load_pretrained", "save_model", "load_model",
            "pick_device", "CHECKPOINT", "LORA_TARGETS"]
@@ -37,19 +37,9 @@ def decode(ids) -> str:
     """Token ids (T,) -> text; bytes that are not valid UTF-8 (a cut multi-byte character) show as '�'."""
     if isinstance(ids, (str, bytes)) or not isinstance(ids, (torch.Tensor, list, tuple, range)):
         raise TypeError(f"ids must be token ids (a tensor or a list of ints); got {type(ids).__name__}")
-    ids = torch.as_tensor(ids).flatten().tolist()
-    if any(not 0 <= i < 256 for i in ids):
-        raise ValueError(f"token ids must be bytes in [0, 256); got values from {min(ids)} to {max(ids)}")
-    return bytes(ids).decode("utf-8", errors="replace")
-
-
-def _check_ids(ids: torch.Tensor, name: str, vocab: int) -> None:
-    """A ValueError unless every token id is in [0, vocab) (an embedding would fail on it without saying why)."""
-    if ids.numel() == 0:
-        return
-    lo, hi = (int(v) for v in torch.aminmax(ids))
-    if lo < 0 or hi >= vocab:
-        raise ValueError(f"{name} holds token ids from {lo} to {hi}; expected ids in [0, vocab_size = {vocab})")
+    ids = torch.as_tensor(ids).flatten()
+    check_ids(ids, "ids")
+    return bytes(ids.tolist()).decode("utf-8", errors="replace")
 
 
 def _mps_available() -> bool:
@@ -185,13 +175,13 @@ class GPT(nn.Module):
         if T > self.config.block_size:
             raise ValueError(f"sequence length {T} exceeds the context of {self.config.block_size} bytes "
                              f"(block_size = {self.config.block_size})")
-        _check_ids(idx, "idx", self.config.vocab_size)
+        check_ids(idx, "idx", self.config.vocab_size)
         if targets is not None:
             if not isinstance(targets, torch.Tensor) or targets.shape != idx.shape or targets.dtype != torch.long:
                 got = (f"{targets.dtype} tensor of shape {tuple(targets.shape)}" if isinstance(targets, torch.Tensor)
                        else type(targets).__name__)
                 raise ValueError(f"targets must be a long tensor of idx's shape {tuple(idx.shape)}; got a {got}")
-            _check_ids(targets, "targets", self.config.vocab_size)
+            check_ids(targets, "targets", self.config.vocab_size)
         pos = torch.arange(T, device=idx.device)
         x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))   # (B, T, C)
         for block in self.transformer.h:

@@ -4,23 +4,12 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ._checks import as_matrix, check_int, check_real
+from ._checks import as_matrix, as_vector, check_int, check_real
 from .rank import resolve_tol
 
 __all__ = ["unit_circle_map", "singular_values", "reconstruction", "error_curve", "loss_curves", "rank_tradeoff"]
 
 BLUE, ORANGE, GREY = "#1f77b4", "#ff7f0e", "#7f7f7f"
-
-
-def _vector(x, name: str) -> np.ndarray:
-    """x as a non-empty 1-D array of finite floats, or a ValueError naming it."""
-    try:
-        v = None if np.iscomplexobj(x) else np.asarray(x, dtype=float)     # complex: never drop the imaginary part
-    except (TypeError, ValueError):
-        v = None
-    if v is None or v.ndim != 1 or v.size == 0 or not np.isfinite(v).all():
-        raise ValueError(f"{name} must be a non-empty 1-D sequence of finite numbers; got {x!r:.80}")
-    return v
 
 
 def _axes(ax, figsize):
@@ -82,7 +71,7 @@ def unit_circle_map(A, axes=None, title=None):
 
 def singular_values(s, tol=None, default_tol=None, r=None, ax=None, title="Singular values"):
     """Bars of the singular values s (k,) on a log scale, with tolerance lines; bars above tol are blue."""
-    s = _vector(s, "s")
+    s = as_vector(s, "s")
     tol = None if tol is None else check_real(tol, "tol", lo=0.0)
     default_tol = None if default_tol is None else check_real(default_tol, "default_tol", lo=0.0)
     r = None if r is None else check_int(r, "r", 0, len(s))
@@ -127,7 +116,7 @@ def reconstruction(original, approx, r, error, share, axes=None):
 
 def error_curve(errors, r=None, true_rank=None, ax=None, title="Relative error of the best rank-r approximation"):
     """Relative error against rank r = 1 … len(errors), with the chosen r and the true rank marked."""
-    errors = _vector(errors, "errors")
+    errors = as_vector(errors, "errors")
     r = None if r is None else check_int(r, "r", 1, len(errors))
     fig, ax = _axes(ax, (6, 3.2))
     ranks = np.arange(1, len(errors) + 1)

@@ -11,7 +11,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from ._checks import as_matrix, check_int, check_real, check_seed, unit_scale
+from ._checks import as_matrix, as_vector, check_int, check_real, check_seed, unit_scale
 
 __all__ = ["singular_values", "default_tol", "matrix_rank", "is_full_rank", "effective_rank", "energy_share",
            "spectrum_summary", "rank_by_elimination", "Step", "random_low_rank"]
@@ -84,14 +84,9 @@ def energy_share(A, k: int) -> float:
 
 def spectrum_summary(s, k: int = 8, energy: float = 0.9) -> tuple[float, int]:
     """(energy_share, effective_rank) read off singular values s (n,) instead of a matrix: (top-k share, count)."""
-    try:
-        if np.iscomplexobj(s):
-            raise TypeError
-        s = np.abs(np.asarray(s, dtype=float))
-    except (TypeError, ValueError):
-        raise ValueError(f"s must be a non-empty 1-D array of finite singular values; got {s!r:.80}") from None
-    if s.ndim != 1 or s.size == 0 or not np.isfinite(s).all() or s.max() == 0:
-        raise ValueError(f"s must be a non-empty 1-D array of finite singular values, not all zero; got {s!r:.80}")
+    s = np.abs(as_vector(s, "s"))
+    if s.max() == 0:
+        raise ValueError(f"s must be singular values that are not all zero; got {s!r:.80}")
     s2 = np.sort(np.square(s / s.max()))[::-1]                         # shares do not depend on the scale
     k = check_int(k, "k", 1, s2.size, where=f" for {s2.size} singular values")
     energy = check_real(energy, "energy", lo=0.0, hi=1.0, lo_open=True)

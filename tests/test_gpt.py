@@ -42,7 +42,7 @@ def test_decode_accepts_any_bytes(raw):
 def test_tokenizer_rejects_bad_input():
     with pytest.raises(TypeError, match="str"):
         encode(b"bytes")
-    with pytest.raises(ValueError, match=r"\[0, 256\)"):
+    with pytest.raises(ValueError, match=r"ids holds token ids from 72 to 300; expected ids in \[0, vocab_size = 256\)"):
         decode([72, 300])
 
 
