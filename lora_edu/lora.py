@@ -29,12 +29,12 @@ __all__ = ["LoRALinear", "apply_lora", "lora_layers", "merge", "unmerge", "count
 INITS = ("default", "svd")
 
 
-def _checksum(w: torch.Tensor) -> tuple[int, int]:
-    """Two integer sums of w's exact bits (plain and position-weighted): any write to w — through .data too, which
-    torch's version counter does not see — changes them."""
+def _checksum(w: torch.Tensor) -> str:
+    """A hash of w's exact bits: any write to w — through .data too, which torch's version counter does not see —
+    changes it."""
     ints = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}[w.element_size()]
-    bits = w.detach().reshape(-1).view(ints).long()                         # int64 sums wrap: fine for a checksum
-    return int(bits.sum()), int((bits * (torch.arange(bits.numel(), device=w.device) % 65521 + 1)).sum())
+    bits = w.detach().reshape(-1).view(ints).cpu().numpy()
+    return hashlib.blake2b(bits.tobytes(), digest_size=16).hexdigest()
 
 
 class _Merged(NamedTuple):
@@ -44,7 +44,8 @@ class _Merged(NamedTuple):
     m_grad: bool
     n_grad: bool
     weight: torch.Tensor
-    checksum: tuple
+    checksum: str
+    scaling: float
 
 
 class LoRALinear(nn.Module):
@@ -93,8 +94,8 @@ class LoRALinear(nn.Module):
 
     @property
     def settings(self) -> tuple:
-        """(r, alpha, init, rslora): what every layer of one adapter shares."""
-        return self.r, self.alpha, self.init, self.rslora
+        """(r, alpha, init, rslora, dropout): what every layer of one adapter shares (its card stores them once)."""
+        return self.r, self.alpha, self.init, self.rslora, self.dropout_p
 
     @property
     def enabled(self) -> bool:
@@ -150,8 +151,8 @@ class LoRALinear(nn.Module):
         if not self.merged:
             raise ValueError("this LoRA layer is not merged; unmerging would subtract ΔW from the base weight")
         kept = self._while_merged
-        if not (torch.equal(self.M, kept.M) and torch.equal(self.N, kept.N)):
-            raise ValueError("M or N changed while the layer was merged, so the ΔW to take out of the base weight is "
+        if not (torch.equal(self.M, kept.M) and torch.equal(self.N, kept.N)) or self.scaling != kept.scaling:
+            raise ValueError("M, N or the scaling changed while the layer was merged, so the ΔW to take out of the base weight is "
                              "no longer the one merged into it; put them back (or reload the base model)")
         if self.base.weight is not kept.weight or _checksum(self.base.weight) != kept.checksum:
             raise ValueError("the base weight was replaced or written to while the layer was merged, so it may no "
@@ -166,7 +167,7 @@ class LoRALinear(nn.Module):
         self.merged = True
         # merged means frozen: ΔW now lives in the base weight, so M and N must not move until unmerge()
         self._while_merged = _Merged(self.M.detach().clone(), self.N.detach().clone(), self.M.requires_grad,
-                                     self.N.requires_grad, w, _checksum(w))
+                                     self.N.requires_grad, w, _checksum(w), self.scaling)
         self.M.requires_grad_(False)
         self.N.requires_grad_(False)
 
@@ -223,6 +224,9 @@ def apply_lora(model: nn.Module, targets, r: int, alpha=None, dropout: float = 0
     targets = _targets(targets)
     existing = lora_layers(model)
     inside = {f"{n}.base" for n in existing}
+    if any(layer.merged for layer in existing.values()):
+        raise ValueError("the model's LoRA layers are merged (merged means frozen); unmerge(model) before adding "
+                         "layers to its adapter")
     again = [n for n in existing if _matches(n, targets)]
     if again:
         raise ValueError(f"LoRA is already applied to {again}; applying twice would stack two adapters")
@@ -262,7 +266,7 @@ def apply_lora(model: nn.Module, targets, r: int, alpha=None, dropout: float = 0
         if existing:
             mine, theirs = next(iter(existing.values())).settings, next(iter(layers.values())).settings
             if mine != theirs:
-                raise ValueError(f"the model's LoRA layers have (r, alpha, init, rslora) = {mine}; a second "
+                raise ValueError(f"the model's LoRA layers have (r, alpha, init, rslora, dropout) = {mine}; a second "
                                  f"apply_lora adds to the same adapter and must match, but got {theirs}")
     except BaseException:
         with torch.no_grad():
@@ -356,7 +360,7 @@ def save_adapter(model: nn.Module, path) -> Path:
     layers = _require_lora(model)
     first = next(iter(layers.values()))
     if any(l.settings != first.settings for l in layers.values()):
-        raise ValueError("save_adapter stores one (r, alpha, init, rslora) for all layers; these layers differ")
+        raise ValueError("save_adapter stores one (r, alpha, init, rslora, dropout) for all layers; these layers differ")
     if any(l.merged for l in layers.values()):
         raise ValueError("unmerge the model before saving: a merged base weight already contains ΔW")
     if folder.exists() and not folder.is_dir():
@@ -509,7 +513,8 @@ def load_adapter(model: nn.Module, path) -> list[str]:
             if layer.merged:
                 raise ValueError(f"module {n!r} is merged; unmerge before loading another adapter")
     else:                                              # apply_lora is all or nothing itself
-        apply_lora(model, names, card["r"], card["alpha"], card["dropout"], card["init"],
+        exact = re.compile("|".join(map(re.escape, names)))              # the card's names, not their suffixes
+        apply_lora(model, exact, card["r"], card["alpha"], card["dropout"], card["init"],
                    rslora=card["scaling"] == "alpha/sqrt(r)")
         present = lora_layers(model)
     with torch.no_grad():                              # everything is checked: nothing below can fail half-way

@@ -11,7 +11,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from ._checks import as_matrix, as_vector, check_int, check_real, check_seed, unit_scale
+from ._checks import as_matrix, as_vector, check_bool, check_int, check_real, check_seed, unit_scale
 
 __all__ = ["singular_values", "default_tol", "matrix_rank", "is_full_rank", "effective_rank", "energy_share",
            "spectrum_summary", "rank_by_elimination", "Step", "random_low_rank"]
@@ -130,6 +130,8 @@ def _as_fractions(A) -> list[list[Fraction]]:
                 raise ValueError(f"A[{i}][{j}] = {x!r} is not a number; exact rank needs integers or fractions")
             if isinstance(x, (float, np.floating)) and not np.isfinite(x):
                 raise ValueError(f"A[{i}][{j}] is {x}; every entry must be finite")
+            if isinstance(x, np.integer):
+                x = int(x)                               # Fraction(np.int64) would keep numpy's wrapping int64
             new.append(Fraction(*x.as_integer_ratio()) if isinstance(x, np.floating) else Fraction(x))  # exact
         out.append(new)
     return out
@@ -137,6 +139,7 @@ def _as_fractions(A) -> list[list[Fraction]]:
 
 def rank_by_elimination(A, steps: bool = False):
     """Exact rank of A (m, n) by row reduction in fractions; with steps=True, also the list of `Step`s."""
+    steps = check_bool(steps, "steps")
     R = _as_fractions(A)
     m, n = len(R), len(R[0])
     log = [Step("start", tuple(map(tuple, R)))]

@@ -491,7 +491,7 @@ def test_a_second_apply_lora_extends_the_same_adapter():
     model = Tiny()
     apply_lora(model, "c_attn", r=2)
     snap = _snapshot(model)
-    with pytest.raises(ValueError, match=r"must match, but got \(3, 3.0, 'default', False\)"):
+    with pytest.raises(ValueError, match=r"must match, but got \(3, 3.0, 'default', False, 0.0\)"):
         apply_lora(model, "c_proj", r=3)
     _unchanged(model, snap)
     with pytest.raises(ValueError, match="must match"):            # init="svd" had already moved the base weights
@@ -580,7 +580,7 @@ def test_merged_means_frozen():
     saved = layer.N.detach().clone()
     with torch.no_grad():
         layer.N.add_(1.0)                                                 # but a hand edit is caught
-    with pytest.raises(ValueError, match="M or N changed while the layer was merged"):
+    with pytest.raises(ValueError, match="M, N or the scaling changed while the layer was merged"):
         layer.unmerge()
     with torch.no_grad():
         layer.N.copy_(saved)
@@ -663,3 +663,54 @@ def test_apply_lora_refuses_multihead_attentions_out_proj():
     with pytest.raises(ValueError, match=r"0.out_proj belongs to an nn.MultiheadAttention"):
         apply_lora(model, "out_proj", r=2)
     _unchanged(model, snap)
+
+
+def test_the_merge_check_sees_writes_that_cancel_in_a_sum_and_a_changed_scaling():
+    """Found by the third probe: (+d, −2d, +d) on the bits, or a swap of two entries, fooled two linear sums;
+    a scaling changed while merged made unmerge take out a different ΔW."""
+    for change in ("cancel", "swap", "scaling"):
+        layer = make()
+        nn.init.normal_(layer.N)
+        layer.merge()
+        with torch.no_grad():
+            bits = layer.base.weight.data.view(-1).view(torch.int32)
+            if change == "cancel":
+                bits[0] += 1 << 23
+                bits[1] -= 2 << 23
+                bits[2] += 1 << 23
+            elif change == "swap":
+                w = layer.base.weight.data.view(-1)
+                w[0], w[1] = w[1].clone(), w[0].clone()
+            else:
+                layer.scaling = 5.0
+        with pytest.raises(ValueError, match="while the layer was merged"):
+            layer.unmerge()
+        assert layer.merged
+
+
+def test_a_second_apply_lora_refuses_a_merged_adapter_and_another_dropout(tmp_path):
+    model = Tiny()
+    apply_lora(model, "h.0.c_attn", r=2)
+    merge(model)
+    snap = _snapshot(model)
+    with pytest.raises(ValueError, match=r"merged \(merged means frozen\); unmerge\(model\) before adding"):
+        apply_lora(model, "h.1.c_attn", r=2)
+    _unchanged(model, snap)
+    unmerge(model)
+    with pytest.raises(ValueError, match=r"must match, but got \(2, 2.0, 'default', False, 0.5\)"):
+        apply_lora(model, "h.1.c_attn", r=2, dropout=0.5)     # the card stores one dropout: it would be lost
+
+
+def test_load_adapter_wraps_exactly_the_cards_modules(tmp_path):
+    """A card naming 'proj' must not also wrap 'block.proj' (apply_lora's targets are suffixes)."""
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.proj, self.block = nn.Linear(4, 4), nn.Sequential()
+            self.block.proj = nn.Linear(4, 4)
+    model = M()
+    apply_lora(model, re.compile("proj"), r=1)
+    save_adapter(model, tmp_path / "ad")
+    fresh = M()
+    assert load_adapter(fresh, tmp_path / "ad") == ["proj"]
+    assert list(lora_layers(fresh)) == ["proj"]

@@ -170,3 +170,11 @@ def test_rank_by_elimination_reads_every_numpy_float_exactly():
         assert rank_by_elimination([[t(1.5), 3], [t(0.75), 1.5]]) == 1
         assert rank_by_elimination([[t(1.5), 3], [t(0.75), 1]]) == 2
     assert rank_by_elimination(np.array([[1, 2], [2, 4]], dtype=np.float32)) == 1
+
+
+def test_rank_by_elimination_reads_numpy_integers_as_exact_integers():
+    """np.int64 entries used to keep numpy's wrapping arithmetic inside the Fractions: a rank-2 matrix gave 1."""
+    assert rank_by_elimination([list(r) for r in np.array([[1, 2 ** 32], [2 ** 32, 0]])]) == 2
+    assert rank_by_elimination([[np.int32(1), np.int32(65536)], [np.int32(65536), np.int32(0)]]) == 2
+    with pytest.raises(TypeError, match=r"\bsteps\b must be True or False"):
+        rank_by_elimination([[1]], steps="no")
