@@ -76,8 +76,9 @@ def _energy(A) -> float:
     return float(np.einsum("ij,ij->", A, A, dtype=np.float64))
 
 
-def _power(A, r, Qt, slack, max_iter):
-    """Power iterations from Qt (n, k) until the captured energy stops growing -> (Qt, converged).
+def _power(A, r, Qt, slack, max_iter, min_iter=0):
+    """Power iterations from Qt (n, k) until the captured energy stops growing -> (Qt, converged), converged None
+    when the error is too small for A's dtype to judge (checked from iteration `min_iter` on).
 
     For an orthonormal Qt, the best rank-r approximation of A inside span(Qt) has
     error² = ‖A‖² − Σ top-r σ(A Qt)², and σ(A Qt) = σ(R) for A Qt = Q R: every iteration knows its error.
@@ -89,14 +90,15 @@ def _power(A, r, Qt, slack, max_iter):
     max_iter: then converged is False.
     """
     total = _energy(A)
+    floor = (50 if A.dtype == np.float32 else 10) * np.finfo(A.dtype).eps * total   # the rounding of `captured`
     captured, gains = None, []
-    for _ in range(max_iter):
+    for it in range(max_iter):
         Q, R = _orth(A @ Qt)                                  # (m, k), (k, k)
         sv = np.linalg.svd(R, compute_uv=False).astype(np.float64)   # (k,) estimates of σ_1 .. σ_k, largest first
         new = float(np.sum(sv[:r] ** 2))
         err2 = max(total - new, 0.0)
-        if err2 <= 1e-12 * total:
-            return Qt, True
+        if slack * err2 < floor and it >= min_iter:           # the gains that matter are below the rounding: this
+            return Qt, None                                   # dtype cannot tell converged from not
         if captured is not None:
             gains.append(max(new - captured, 0.0))
             if len(gains) >= 3:                               # two ratios: a flat spectrum's gains can fall, then rise
@@ -113,32 +115,27 @@ def _power(A, r, Qt, slack, max_iter):
 def _randomized(A, r, seed, target=1.001, max_iter=40):
     """Randomized range finder + power iterations, stopped once the error is within `target` × optimal.
 
-    float64 input iterates in float32 (twice as fast; the subspace it finds is good to ~1e-7) and finishes with
-    a float64 pass. Where the error is so small (< 0.1 %) that float32's rounding could matter, two float64
-    power iterations polish the subspace first; such matrices have a wide spectral gap, so two are plenty.
+    The iterations run in float32 (twice as fast; the factors come from a float64 pass at the end). float32 sees the
+    captured energy only to ~1e-7 of ‖A‖²: where the gains the stopping rule must judge are below that (a small
+    tail), float64 power iterations take over from the float32 subspace, with the same rule.
     A spectrum too flat to converge within max_iter iterations gets the full SVD: the promise holds either way.
     """
     m, n = A.shape
     k = min(r + max(10, r), min(m, n))  # oversampling speeds convergence
     slack = 0.5 * (target ** 2 - 1)
-    Qt, _ = _orth(np.random.default_rng(seed).standard_normal((n, k)).astype(A.dtype))  # (n, k)
-    if A.dtype == np.float64:
-        Qt, converged = _power(A.astype(np.float32), r, Qt.astype(np.float32), slack, max_iter)
-        Qt = _orth(Qt.astype(A.dtype))[0]
-        Q, R = _orth(A @ Qt)                                   # (m, k), (k, k)
-        total = _energy(A)
-        if total - np.sum(np.linalg.svd(R, compute_uv=False)[:r] ** 2) < 1e-6 * total:
-            for _ in range(2):
-                Qt, _ = _orth(A.T @ Q)
-                Q, R = _orth(A @ Qt)
-    else:
-        Qt, converged = _power(A, r, Qt, slack, max_iter)
-        Q, R = _orth(A @ Qt)
+    Qt, _ = _orth(np.random.default_rng(seed).standard_normal((n, k)).astype(np.float32))  # (n, k)
+    Qt, converged = _power(A.astype(np.float32, copy=False), r, Qt, slack, max_iter)
+    A64 = A.astype(np.float64, copy=False)
+    Qt = _orth(Qt.astype(np.float64))[0]
+    if converged is None:                                      # float64 from here: it can see the small tail
+        Qt, converged = _power(A64, r, Qt, slack, max_iter, min_iter=2)   # at least two: float32's subspace is
+        converged = converged is not False                     # only float32-accurate; None again: within rounding
+    Q, R = _orth(A64 @ Qt)                                     # (m, k), (k, k)
     if not converged:
-        return _full(A, r)
+        return tuple(F.astype(A.dtype) for F in _full(A64, r))
     Ur, S, Vrt = np.linalg.svd(R)
     # A ≈ A Qt Qtᵀ = Q R Qtᵀ = (Q Ur) S (Qt Vr)ᵀ, truncated to r
-    return (Q @ Ur[:, :r]) * S[:r], (Qt @ Vrt[:r].T).T
+    return ((Q @ Ur[:, :r]) * S[:r]).astype(A.dtype), (Qt @ Vrt[:r].T).T.astype(A.dtype)
 
 
 def low_rank_approx(A, r: int, method: str = "auto", seed=0):
