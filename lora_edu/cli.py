@@ -101,6 +101,13 @@ def cmd_info(args) -> int:
     return 0
 
 
+def _folder(text: str) -> Path:
+    """An --out argument: a non-empty path (argparse turns the error into `argument --out: …`)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"must name a folder; got {text!r}")
+    return Path(text)
+
+
 class _UsageError(Exception):
     pass
 
@@ -153,7 +160,7 @@ def main(argv=None) -> int:
     ft.add_argument("--batch-size", type=int, default=16)
     ft.add_argument("--block-size", type=int, default=256)
     ft.add_argument("--eval-every", type=int, default=100)
-    ft.add_argument("--out", type=Path, required=True, help="folder for adapter.safetensors + adapter.json")
+    ft.add_argument("--out", type=_folder, required=True, help="folder for adapter.safetensors + adapter.json")
     ft.add_argument("--quiet", action="store_true", help="no progress bar")
     gen = sub.add_parser("generate", help="sample text from the shipped GPT, with an adapter if given")
     gen.add_argument("--adapter", type=Path)

@@ -559,6 +559,10 @@ def weight_deltas(before: nn.Module, after: nn.Module, targets) -> dict:
             out[name] = (w.cpu() - m.weight.detach().double().cpu()).T.numpy()
     if not out:
         raise ValueError(f"no nn.Linear module matches targets {targets!r}")
+    if not isinstance(targets, re.Pattern):                             # as apply_lora: every name must mean something
+        unused = [t for t in targets if not any(_matches(n, [t]) for n in out)]
+        if unused:
+            raise ValueError(f"targets {unused} match no nn.Linear module of `before`; the others match {sorted(out)}")
     return out
 
 

@@ -51,6 +51,12 @@ def main(argv=None) -> Path:
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="writes OUT.safetensors and OUT.json")
     args = ap.parse_args(argv)
     check_int(args.steps, "--steps", 1)                  # before announcing a run that cannot start
+    if args.out.name in ("", ".", ".."):
+        raise ValueError(f"--out must name the model's files (OUT.safetensors and OUT.json); got {str(args.out)!r}")
+    try:                                                 # the folder must be writable before any training starts
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"--out: cannot make the folder {args.out.parent} ({e.strerror or e})") from None
 
     device = pick_device(args.device)
     torch.manual_seed(args.seed)
@@ -69,8 +75,8 @@ def main(argv=None) -> Path:
     card = {"corpus": "docs", "corpus_chars": {"train": len(docs.train), "val": len(docs.val)},
             "python": platform.python_version(), "steps": best["step"], "steps_run": args.steps,
             "tokens_seen": best["step"] * args.batch_size * args.block_size,
-            "train_loss": round(best["train_loss"], 4), "val_loss": round(evaluate(model, docs.val), 4),
-            "loss_unit": "nats/byte", "eval": "lora_edu.train.evaluate(model, corpus('docs').val)",
+            "train_loss": round(best["train_loss"], 4), "val_loss": round(evaluate(model, docs.val, args.block_size), 4),
+            "loss_unit": "nats/byte", "eval": f"lora_edu.train.evaluate(model, corpus('docs').val, {args.block_size})",
             "hardware": hardware(device), "torch": torch.__version__, "seconds": round(seconds),
             "lora_edu": __version__, "command": "python -m lora_edu.pretrain " + " ".join(argv or sys.argv[1:]),
             "history": [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in hist.rows]}

@@ -65,6 +65,9 @@ def test_info_runs_as_a_console_script():
     (["grade", "--jobs", "x"], "lora-edu grade: error: argument --jobs: invalid int value: 'x'"),
     (["grade"], "lora-edu grade: error: the following arguments are required"),
     (["finetune", "--rank", "300", "--out", "{dir}"], "lora-edu finetune: error: --rank = 300 is out of range"),
+    (["finetune", "--out", ""], "lora-edu finetune: error: argument --out: must name a folder"),
+    (["pretrain", "--out", "{file}/m"], "lora-edu pretrain: error: --out: cannot make the folder"),
+    (["pretrain", "--out", "."], "lora-edu pretrain: error: --out must name the model's files"),
 ])
 def test_every_user_error_is_one_line_and_status_2(argv, said, tmp_path, capsys):
     from lora_edu.lora import apply_lora, save_adapter

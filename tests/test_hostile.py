@@ -315,6 +315,8 @@ CASES = [
     ("meta similarity", lambda t: L.subspace_similarity(torch.ones(4, 2, device="meta"), np.ones((4, 2))), ValueError,
      r"'meta' device"),
     ("lowrank huge", lambda t: rank.random_low_rank(10 ** 12, 3, 1), ValueError, r"10+×3 matrix.*at most"),
+    ("deltas targets unused", lambda t: L.weight_deltas(Tiny(), Tiny(), ["c_attn", "nope"]), ValueError,
+     r"targets \['nope'\] match no nn.Linear module of `before`"),
     ("deltas targets None", lambda t: L.weight_deltas(Tiny(), Tiny(), None), TypeError, r"\btargets\b.*None"),
     ("deltas targets int", lambda t: L.weight_deltas(Tiny(), Tiny(), 5), TypeError, r"\btargets\b.*5"),
     ("deltas targets bytes", lambda t: L.weight_deltas(Tiny(), Tiny(), b"c_attn"), TypeError, r"\btargets\b"),
