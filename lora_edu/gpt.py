@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
+import shutil
 from dataclasses import asdict, dataclass, fields
 from importlib import resources
 from pathlib import Path
@@ -247,7 +249,7 @@ def save_model(model: GPT, path, card: dict | None = None, dtype=torch.bfloat16)
     sha256) as `path`.json."""
     from safetensors.torch import save
 
-    from ._io import write_atomic
+    from ._io import remove_quietly, write_atomic
 
     if not isinstance(model, GPT):
         raise TypeError(f"save_model saves a lora_edu GPT; got {type(model).__name__}")
@@ -270,14 +272,34 @@ def save_model(model: GPT, path, card: dict | None = None, dtype=torch.bfloat16)
             if f"{name}.base.{key}" in state:
                 state[f"{name}.{key}"] = state.pop(f"{name}.base.{key}")
         del state[f"{name}.M"], state[f"{name}.N"]
-    state = {k: v.detach().to("cpu", dtype).contiguous() for k, v in state.items()
-             if k != "lm_head.weight"}                                          # tied: stored once, as wte
-    data = save(state, metadata={"format": "pt"})
+    state = {k: v for k, v in state.items() if k != "lm_head.weight"}            # tied: stored once, as wte
+    stored = {k: v.detach().to("cpu", dtype).contiguous() for k, v in state.items()}
+    for k, v in stored.items():
+        if not torch.isfinite(v).all() and torch.isfinite(state[k]).all():
+            raise ValueError(f"{k} holds values that {dtype} cannot store (largest |value| "
+                             f"{state[k].abs().max().item():.3g}); save with dtype=torch.float32 or torch.bfloat16")
+    data = save(stored, metadata={"format": "pt"})
     meta = {"format": "lora_edu.gpt/1", "config": asdict(model.config), **(card or {}),
             "sha256": hashlib.sha256(data).hexdigest()}
     text = json.dumps(meta, indent=1) + "\n"                                  # fails before any file is touched
-    write_atomic(weights, lambda tmp: Path(tmp).write_bytes(data))
-    write_atomic(card_file, lambda tmp: Path(tmp).write_text(text))
+    backup = weights.with_name(f".{weights.name}.previous")      # the old weights, until the new card is in place
+    remove_quietly(backup)
+    if weights.is_file():
+        try:
+            os.link(weights, backup)
+        except OSError:
+            shutil.copy2(weights, backup)
+    try:
+        write_atomic(weights, lambda tmp: Path(tmp).write_bytes(data))
+        write_atomic(card_file, lambda tmp: Path(tmp).write_text(text))
+    except BaseException:                                         # one unit: the previous pair stays loadable
+        if backup.exists():
+            os.replace(backup, weights)
+        else:                                                     # there was none: leave none
+            remove_quietly(weights)
+        raise
+    finally:
+        remove_quietly(backup)
     return weights
 
 

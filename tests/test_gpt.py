@@ -270,3 +270,36 @@ def test_a_merged_lora_model_saves_as_a_plain_gpt(tmp_path):
     loaded, _ = load_model(tmp_path / "merged")
     assert not lora_layers(loaded)
     assert torch.allclose(loaded.eval()(x)[0], want, atol=1e-5)
+
+
+def test_save_model_is_one_unit(tmp_path, monkeypatch):
+    """If the card cannot be written, the previous model still loads (its weights used to be replaced already)."""
+    from lora_edu import _io
+    torch.manual_seed(0)
+    first = GPT(GPTConfig(block_size=8, n_layer=1, n_head=2, n_embd=8))
+    save_model(first, tmp_path / "run")
+    real = _io.write_atomic
+
+    def failing(path, write):
+        if str(path).endswith(".json"):
+            raise OSError(28, "No space left on device")
+        real(path, write)
+    monkeypatch.setattr(_io, "write_atomic", failing)
+    with pytest.raises(OSError, match="No space left"):
+        save_model(GPT(GPTConfig(block_size=8, n_layer=1, n_head=2, n_embd=8)), tmp_path / "run")
+    with pytest.raises(OSError):
+        save_model(first, tmp_path / "new")
+    monkeypatch.undo()
+    loaded, _ = load_model(tmp_path / "run")
+    assert torch.equal(loaded.transformer.wte.weight, first.transformer.wte.weight.to(torch.bfloat16).float())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.json", "run.safetensors"]   # no backup, no "new"
+
+
+def test_save_model_refuses_values_its_dtype_cannot_hold(tmp_path):
+    model = GPT(GPTConfig(block_size=8, n_layer=1, n_head=2, n_embd=8))
+    with torch.no_grad():
+        model.transformer.h[0].mlp.c_fc.weight[0, 0] = 1e6
+    with pytest.raises(ValueError, match=r"transformer.h.0.mlp.c_fc.weight holds values that torch.float16 cannot store"):
+        save_model(model, tmp_path / "m", dtype=torch.float16)
+    assert not list(tmp_path.iterdir())
+    save_model(model, tmp_path / "m")                                            # bf16 holds 1e6
