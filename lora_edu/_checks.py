@@ -121,6 +121,16 @@ def check_module(model, name: str = "model"):
     return model
 
 
+def check_values(model, what: str) -> None:
+    """A ValueError when a tensor of `model` is on the 'meta' device (a shape without values), which `what` needs."""
+    import itertools
+    for name, t in itertools.chain(model.named_parameters(), model.named_buffers()):
+        if t.is_meta:
+            raise ValueError(f"{what} needs the model's values, but {name or 'its weight'} is on the 'meta' device (a "
+                             f"shape without values); give it weights first, e.g. model.to_empty(device='cpu') and "
+                             f"load_state_dict")
+
+
 def check_real(value, name: str, lo: float | None = None, hi: float | None = None,
                lo_open: bool = False, hi_open: bool = False) -> float:
     """A finite real number within [lo, hi] (open at an end with lo_open / hi_open), or a clear TypeError/ValueError."""

@@ -11,7 +11,10 @@ def write_atomic(path, write) -> None:
     path = Path(path)
     if path.is_symlink():                   # write through a link, not over it
         path = path.resolve()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:                    # name the file the caller asked for, not the hidden temporary one
+        raise type(e)(e.errno, f"cannot write {path} ({e.strerror})") from None
     os.close(fd)
     try:
         write(tmp)

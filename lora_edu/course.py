@@ -457,6 +457,8 @@ def submissions(paths) -> list[Path]:
     for p in map(Path, paths):
         if p.is_dir() and not p.is_symlink():
             listed = sorted(q for q in p.rglob("*.ipynb") if ".ipynb_checkpoints" not in q.parts and not q.is_dir())
+        elif not p.name.endswith(".ipynb"):                    # named by hand: a typo, not a submission's row
+            raise ValueError(f"{p} is not a notebook: submissions are .ipynb files (or folders of them)")
         elif p.exists() or p.is_symlink():
             listed = [p]
         else:
@@ -544,10 +546,13 @@ def report_text(results) -> str:
 
 
 def grade_main(argv=None) -> int:
-    """`lora-edu grade`: exit 0 when every submission was graded (whatever the scores), 2 when grading cannot run."""
+    """`lora-edu grade`: exit 0 when every submission was graded (whatever the scores), 1 when some could not be (each
+    has a row saying why), 2 when grading cannot run."""
     from .cli import _Parser
     p = _Parser(prog="lora-edu grade", description="Re-execute submissions in fresh kernels and "
-                                "judge every exercise against the reference chapters.")
+                                "judge every exercise against the reference chapters.",
+                epilog="Exit status: 0 every submission graded (whatever the scores); 1 some could not be graded "
+                       "(their rows say why); 2 grading could not run.")
     p.add_argument("paths", nargs="+", metavar="SUBMISSION.ipynb|FOLDER")
     p.add_argument("--json", type=Path, help="write every verdict to this JSON file")
     p.add_argument("--csv", type=Path, help="write a gradebook (one row per submission) to this CSV file")
@@ -580,7 +585,7 @@ def grade_main(argv=None) -> int:
         if path is not None:
             write_atomic(path, lambda tmp, t=text(): Path(tmp).write_text(t, encoding="utf-8"))
             print(f"wrote {path}")
-    return 0
+    return 0 if len(graded) == len(results) else 1
 
 
 def _writable(outputs: list[Path], files: list[Path]) -> None:

@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._checks import check_bool, check_ids, check_int, check_path, check_real, check_seed
+from ._checks import check_bool, check_ids, check_int, check_path, check_real, check_seed, check_values
 
 __all__ = ["GPTConfig", "GPT", "encode", "decode", "load_pretrained", "save_model", "load_model",
            "pick_device", "CHECKPOINT", "LORA_TARGETS"]
@@ -201,6 +201,7 @@ class GPT(nn.Module):
         if not isinstance(prompt, str):
             raise TypeError(f"prompt must be a str; got {type(prompt).__name__}")
         check_int(max_new_tokens, "max_new_tokens", 0)
+        check_values(self, "generate")
         temperature = check_real(temperature, "temperature", lo=0.0)
         if top_k is not None:
             top_k = check_int(top_k, "top_k", 1, self.config.vocab_size)
@@ -238,9 +239,13 @@ class GPT(nn.Module):
 def _model_files(path) -> tuple[Path, Path]:
     """NAME -> (NAME.safetensors, NAME.json); the whole name is kept ("run.v1" stays "run.v1"), a suffix
     .safetensors or .json given by the caller is dropped."""
+    given = path
     path = check_path(path)
     if path.suffix in (".safetensors", ".json"):
         path = path.with_suffix("")
+    if path.name in ("", ".", "..") or str(given).endswith(("/", os.sep)) or path.is_dir():
+        raise ValueError(f"a model is two files NAME.safetensors and NAME.json; {str(given)!r} names a folder: "
+                         f"give the files' name, e.g. {str(path / 'model')!r}")
     return path.with_name(path.name + ".safetensors"), path.with_name(path.name + ".json")
 
 
@@ -261,6 +266,7 @@ def save_model(model: GPT, path, card: dict | None = None, dtype=torch.bfloat16)
     if dtype not in (torch.float32, torch.float16, torch.bfloat16):
         raise ValueError(f"dtype must be torch.float32, torch.float16 or torch.bfloat16; got {dtype!r}")
     weights, card_file = _model_files(path)
+    check_values(model, "save_model")
     from .lora import lora_layers
     layers = lora_layers(model)
     if any(not layer.merged for layer in layers.values()):
@@ -273,6 +279,13 @@ def save_model(model: GPT, path, card: dict | None = None, dtype=torch.bfloat16)
                 state[f"{name}.{key}"] = state.pop(f"{name}.base.{key}")
         del state[f"{name}.M"], state[f"{name}.N"]
     state = {k: v for k, v in state.items() if k != "lm_head.weight"}            # tied: stored once, as wte
+    with torch.device("meta"):                          # the card's config must rebuild exactly these tensors
+        want = {k: tuple(v.shape) for k, v in GPT(model.config).state_dict().items() if k != "lm_head.weight"}
+    have = {k: tuple(v.shape) for k, v in state.items()}
+    if want != have:
+        wrong = sorted(k for k in want.keys() | have.keys() if want.get(k) != have.get(k))
+        raise ValueError(f"the model's weights do not match its config {model.config} (first difference: {wrong[0]}); "
+                         f"load_model could not rebuild it from the card")
     stored = {k: v.detach().to("cpu", dtype).contiguous() for k, v in state.items()}
     for k, v in stored.items():
         if not torch.isfinite(v).all() and torch.isfinite(state[k]).all():
@@ -318,13 +331,17 @@ def load_model(path, device="cpu") -> tuple[GPT, dict]:
         raise ValueError(f"{card_file} is not a readable model card ({type(e).__name__}: {e})") from None
     if not isinstance(card, dict) or card.get("format") != "lora_edu.gpt/1" or not isinstance(card.get("config"), dict):
         got = card.get("format") if isinstance(card, dict) else type(card).__name__
-        raise ValueError(f"{card_file} is not a lora_edu GPT card (format {got!r})")
+        raise ValueError(f"{card_file} is not a lora_edu GPT card (format {got!r:.80})")
     data = weights.read_bytes()
     if "sha256" in card and hashlib.sha256(data).hexdigest() != card["sha256"]:
         raise ValueError(f"{weights} is not the file its card {card_file.name} describes (its sha256 differs)")
     known = {f.name for f in fields(GPTConfig)}
     try:
-        model = GPT(GPTConfig(**{k: v for k, v in card["config"].items() if k in known}))
+        config = GPTConfig(**{k: v for k, v in card["config"].items() if k in known})
+    except (TypeError, ValueError) as e:                       # GPTConfig's own checks, on a hand-edited card
+        raise ValueError(f"{card_file}: its config is not a valid GPTConfig ({e})") from None
+    try:
+        model = GPT(config)
         state = {k: v.float() for k, v in load(data).items()}
         state["lm_head.weight"] = state["transformer.wte.weight"]
         model.load_state_dict(state)

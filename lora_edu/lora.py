@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ._checks import as_matrix, check_bool, check_int, check_module, check_path, check_real
+from ._checks import as_matrix, check_bool, check_int, check_module, check_path, check_real, check_values
 from ._io import remove_quietly, write_atomic
 
 __all__ = ["LoRALinear", "apply_lora", "lora_layers", "merge", "unmerge", "count_parameters", "ParamCount",
@@ -120,6 +120,10 @@ class LoRALinear(nn.Module):
         y = self.base(x)                                          # x W + b: (..., out)
         if self.merged or not self.enabled:
             return y
+        if x.dtype != self.M.dtype and not torch.is_autocast_enabled(x.device.type):
+            # factors kept in another dtype than the base (a bf16 base, fp32 factors, as PEFT allows): the LoRA path
+            # runs in the factors' dtype and its result is added in the output's
+            return y + (self.dropout(x.to(self.M.dtype)) @ self.M * self.scaling @ self.N).to(y.dtype)
         h = self.dropout(x) @ self.M * self.scaling               # (..., r): scale the thin product
         # y + h @ N as one fused multiply-add (addmm), with no separate pass over the (..., out) output
         return torch.addmm(y.reshape(-1, y.shape[-1]), h.reshape(-1, self.r), self.N).view(y.shape)
@@ -139,6 +143,7 @@ class LoRALinear(nn.Module):
             raise ValueError("this LoRA layer is already merged; merging again would add ΔW twice")
         if not self._enabled:
             raise ValueError("this LoRA layer is disabled; enable it before merging its ΔW into the base")
+        check_values(self, "merging")
         w = self.base.weight
         merged = (w.float() + self.delta_weight().T).to(w.dtype)
         if not torch.isfinite(merged).all():
@@ -230,6 +235,9 @@ def apply_lora(model: nn.Module, targets, r: int, alpha=None, dropout: float = 0
     again = [n for n in existing if _matches(n, targets)]
     if again:
         raise ValueError(f"LoRA is already applied to {again}; applying twice would stack two adapters")
+    if isinstance(model, nn.Linear):
+        raise ValueError("the model itself is an nn.Linear: apply_lora wraps layers inside a model; wrap a single "
+                         "layer with LoRALinear(layer, r) instead")
     names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and n not in inside
              and _matches(n, targets)]
     if not names:
@@ -358,6 +366,7 @@ def save_adapter(model: nn.Module, path) -> Path:
     from safetensors.torch import save
     folder = check_path(path)
     layers = _require_lora(model)
+    check_values(model, "save_adapter")
     first = next(iter(layers.values()))
     if any(l.settings != first.settings for l in layers.values()):
         raise ValueError("save_adapter stores one (r, alpha, init, rslora, dropout) for all layers; these layers differ")
@@ -410,7 +419,7 @@ def _read_card(folder: Path) -> dict:
         raise ValueError(f"{path} is not a readable adapter card ({type(e).__name__}: {e})") from None
     if not isinstance(card, dict) or card.get("format") != "lora_edu.adapter/1":
         got = card.get("format") if isinstance(card, dict) else type(card).__name__
-        raise ValueError(f"{path} is not a lora_edu adapter card (format {got!r})")
+        raise ValueError(f"{path} is not a lora_edu adapter card (format {got!r:.80})")
     missing = [k for k in ("r", "alpha", "scaling", "init", "dropout", "targets", "base_shapes") if k not in card]
     if missing:
         raise ValueError(f"{path} lacks the field(s) {missing}")
@@ -481,6 +490,7 @@ def load_adapter(model: nn.Module, path) -> list[str]:
     All or nothing: the card, every tensor and the model are checked first, so on any error the model is as before.
     """
     check_module(model)
+    check_values(model, "load_adapter")
     folder = check_path(path)
     if not (folder / "adapter.json").is_file():
         raise FileNotFoundError(f"{folder} is not an adapter folder: adapter.json is missing")
@@ -498,6 +508,14 @@ def load_adapter(model: nn.Module, path) -> list[str]:
             raise ValueError(f"module {n!r} is Linear({base.in_features}, {base.out_features}) in this model; "
                              f"the adapter was trained on Linear({want[0]}, {want[1]})")
     tensors = _read_tensors(folder, card)
+    for n in names:                                    # the factors take the dtype of the model's weights
+        m = modules[n]
+        dtype = m.M.dtype if isinstance(m, LoRALinear) else m.weight.dtype
+        for key in ("M", "N"):
+            if not torch.isfinite(tensors[f"{n}.{key}"].to(dtype)).all():
+                t = tensors[f"{n}.{key}"]
+                raise ValueError(f"{folder}: {n}.{key} holds values up to {t.abs().max().item():.3g}, which {dtype} "
+                                 f"cannot hold (this model's {n} is {dtype}); load it into a model of a wider dtype")
     present = lora_layers(model)
     if present:
         if sorted(present) != sorted(names):
@@ -535,8 +553,8 @@ def _left_singular(a, name):
 
 def weight_deltas(before: nn.Module, after: nn.Module, targets) -> dict:
     """ΔW = W_after − W_before (in, out), float64 numpy, for every nn.Linear whose name matches `targets`."""
-    check_module(before, "before")
-    check_module(after, "after")
+    check_values(check_module(before, "before"), "weight_deltas")
+    check_values(check_module(after, "after"), "weight_deltas")
     targets = _targets(targets)
     mods_after = dict(after.named_modules())
     out = {}

@@ -149,7 +149,18 @@ def low_rank_approx(A, r: int, method: str = "auto", seed=0):
         method = "randomized" if min(A.shape) >= 64 and 4 * (r + max(10, r // 2)) <= min(A.shape) else "full"
     B, c = unit_scale(A)                     # exact power-of-two scaling: float32 passes work at 1e-50 and 1e300
     M, N = _randomized(B, r, seed) if method == "randomized" else _full(B, r)
-    return M * M.dtype.type(c), N
+    return _rescaled(M, N, c)
+
+
+def _rescaled(M, N, c: float):
+    """(M·c, N) for factors of A / c; where M·c would overflow although M N·c does not (σ₁ above the largest float,
+    entries near it), the power of two c is shared exactly between M and N instead."""
+    with np.errstate(over="ignore"):
+        big = M * M.dtype.type(c)
+    if np.isfinite(big).all():
+        return big, N
+    e = int(np.frexp(c)[1]) - 1                                            # c = 2**e
+    return M * M.dtype.type(np.ldexp(1.0, e - e // 2)), N * N.dtype.type(np.ldexp(1.0, e // 2))
 
 
 class SVDFactorizer:
@@ -160,7 +171,9 @@ class SVDFactorizer:
         self.shape = self.A.shape
         B, c = unit_scale(self.A)
         self.U, s, self.Vt = np.linalg.svd(B, full_matrices=False)          # (m, k), (k,), (k, n)
-        self.s = s * s.dtype.type(c)
+        self._unit, self._c = s, c
+        with np.errstate(over="ignore"):                                    # σ above the largest float: inf, honestly
+            self.s = s * s.dtype.type(c)
         s2 = s.astype(np.float64) ** 2                                      # at unit scale: no overflow
         total = s2.sum()
         # tail[r] = Σ_{i ≥ r} σ_i², so error(r) = sqrt(tail[r] / total) (Eckart–Young)
@@ -173,9 +186,9 @@ class SVDFactorizer:
         return min(self.shape)
 
     def factors(self, r: int):
-        """M (m, r) = U_r Σ_r and N (r, n) = V_rᵀ."""
+        """M (m, r) = U_r Σ_r and N (r, n) = V_rᵀ (where U_r Σ_r would overflow, the scale is shared with N)."""
         r = check_rank(r, self.shape)
-        return self.U[:, :r] * self.s[:r], self.Vt[:r]
+        return _rescaled(self.U[:, :r] * self._unit[:r], self.Vt[:r], self._c)
 
     def approx(self, r: int) -> np.ndarray:
         """The best rank-r approximation (m, n)."""

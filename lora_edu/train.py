@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from ._checks import check_int, check_module, check_path, check_real
+from ._checks import check_bool, check_int, check_module, check_path, check_real, check_values
 from .data import as_tokens, check_length, get_batch, window_pairs, window_starts
 from .gpt import pick_device
 from .lora import lora_layers, save_adapter
@@ -73,7 +73,7 @@ def evaluate(model: nn.Module, text, block_size: int = 256, windows: int | None 
     """Mean next-byte loss (nats/byte) over `windows` evenly spaced windows of `text` (the same every call), or with
     windows=None over every non-overlapping window: the whole text, which a comparison of close runs needs (64
     windows spread a difference between two runs by about 0.006 nats/byte: benchmarks/eval_noise.py)."""
-    check_module(model)
+    check_values(check_module(model), "evaluate")
     tokens = as_tokens(text)
     block_size = check_int(block_size, "block_size", 1)
     batch_size = check_int(batch_size, "batch_size", 1)
@@ -126,7 +126,7 @@ def finetune(model: nn.Module, train, val, steps: int, lr: float = 1e-3, batch_s
     evaluation at the end; `checkpoint` (a folder) saves the adapter there at each evaluation. A NaN/inf loss or
     gradient raises TrainingDiverged before the optimizer steps, so the model keeps its last good weights.
     """
-    check_module(model)
+    check_values(check_module(model), "finetune")
     steps = check_int(steps, "steps", 1)
     lr = check_real(lr, "lr", lo=0.0, lo_open=True)
     batch_size = check_int(batch_size, "batch_size", 1)
@@ -138,6 +138,7 @@ def finetune(model: nn.Module, train, val, steps: int, lr: float = 1e-3, batch_s
     grad_clip = check_real(grad_clip, "grad_clip", lo=0.0, lo_open=True)
     eval_every = steps if eval_every is None else check_int(eval_every, "eval_every", 1)
     seed = check_int(seed, "seed", 0, 2 ** 63 - 1)                      # torch's seeds are 64-bit
+    progress, keep_best = check_bool(progress, "progress"), check_bool(keep_best, "keep_best")
     if checkpoint is not None:
         if not lora_layers(model):
             raise ValueError("checkpoint saves the LoRA adapter, but the model has no LoRA layers; apply_lora first")
@@ -267,10 +268,9 @@ def rank_sweep(task, ranks=(1, 2, 4, 8, 16, 32, 64), steps: int = 150, lr: float
     if not isinstance(task, Corpus):
         raise TypeError(f"task must be a Corpus (lora_edu.data.corpus(name) or load_text(path)); got {task!r:.60}")
     ranks = [check_int(r, "r", 1, 256) for r in ranks]
+    progress, deltas = check_bool(progress, "progress"), check_bool(deltas, "deltas")
     if not ranks and full_lr is None:
         raise ValueError("nothing to run: ranks is empty and full_lr is None (no full fine-tuning)")
-    if not ranks and full_lr is None:
-        raise ValueError("rank_sweep needs at least one rank or full_lr")
     if not all(hasattr(task, k) for k in ("train", "val")):
         raise TypeError(f"task must be a Corpus (lora_edu.data.corpus or load_text); got {type(task).__name__}")
     out = {"rows": [], "factors": {}}

@@ -237,6 +237,7 @@ def test_the_command_refuses_what_it_cannot_grade(tmp_path, capsys):
     submission.write_bytes((STUDENT / SOURCES[0].name).read_bytes())
     for args, said in [([str(tmp_path / "missing.ipynb")], "no such file or folder"),
                        ([str(tmp_path / "empty")], "no notebooks to grade"),
+                       ([str(tmp_path / "essay.txt")], "is not a notebook: submissions are .ipynb files"),
                        ([str(STUDENT), "--timeout", "0"], "--timeout must be a number of seconds, at least 1"),
                        ([str(STUDENT), "--timeout", "inf"], "--timeout must be a number of seconds, at least 1"),
                        ([str(STUDENT), "--jobs", "0"], "--jobs must be at least 1"),
@@ -267,12 +268,13 @@ def test_report_and_gradebook():
 
 # ---- grading whole submissions -----------------------------------------------------------------------------------
 
-def grade_cli(tmp_path, *paths, timeout=None, jobs=2):
-    """`lora-edu grade` as an instructor runs it; returns (exit code, output, JSON results, CSV rows)."""
+def grade_cli(tmp_path, *paths, timeout=None, jobs=2, status=0):
+    """`lora-edu grade` as an instructor runs it (its exit status must be `status`); returns (output, JSON results,
+    CSV rows)."""
     args = [sys.executable, "-m", "lora_edu.cli", "grade", *map(str, paths), "--json", str(tmp_path / "out.json"),
             "--csv", str(tmp_path / "out.csv"), "--jobs", str(jobs)] + (["--timeout", str(timeout)] if timeout else [])
     run = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=1500)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert run.returncode == status, run.stdout[-3000:] + run.stderr[-3000:]
     results = {Path(r["file"]).name: r for r in json.loads((tmp_path / "out.json").read_text())["submissions"]}
     return run.stdout, results, list(csv.DictReader(open(tmp_path / "out.csv", encoding="utf-8")))
 
@@ -391,7 +393,7 @@ def crafted(tmp_path_factory):
     for k in (5, 6):
         nbformat.write(trimmed(solved[k]), folder / f"solved_{k}_exercises.ipynb")
     (folder / "broken.ipynb").write_text('{"cells": [')
-    return grade_cli(folder.parent, folder)
+    return grade_cli(folder.parent, folder, status=1)                      # one submission could not be graded
 
 
 def test_other_correct_answers_are_correct_and_wrong_ones_wrong(crafted):

@@ -355,7 +355,59 @@ CASES = [
     ("ft fp16", lambda t: train.finetune((lambda m: (L.apply_lora(m, G.LORA_TARGETS, r=1), m)[1])(tiny_gpt().half()),
                                          "a" * 400, "b" * 400, 1, block_size=8), ValueError,
      r"trainable parameter .*\.M is torch.float16.*model.float\(\)"),
+    # ---- found by the third probe ----------------------------------------------------------------------------
+    ("meta merge", lambda t: L.merge(meta_gpt(lora=True)), ValueError, r"merging needs the model's values.*'meta' device"),
+    ("meta save_adapter", lambda t: L.save_adapter(meta_gpt(lora=True), t / "a"), ValueError,
+     r"save_adapter needs the model's values"),
+    ("meta deltas", lambda t: L.weight_deltas(tiny_gpt(), meta_gpt(), "c_attn"), ValueError,
+     r"weight_deltas needs the model's values"),
+    ("meta finetune", lambda t: train.finetune(meta_gpt(lora=True), "a" * 400, "b" * 400, 1, block_size=8), ValueError,
+     r"finetune needs the model's values"),
+    ("meta evaluate", lambda t: train.evaluate(meta_gpt(), "a" * 400, 8), ValueError, r"evaluate needs the model's values"),
+    ("meta generate", lambda t: meta_gpt().generate("a", 3), ValueError, r"generate needs the model's values"),
+    ("meta save_model", lambda t: G.save_model(meta_gpt(), t / "m"), ValueError, r"save_model needs the model's values"),
+    ("meta load_adapter", lambda t: L.load_adapter(meta_gpt(), t), ValueError, r"load_adapter needs the model's values"),
+    ("save_model .", lambda t: G.save_model(tiny_gpt(), "."), ValueError, r"'\.' names a folder: give the files' name"),
+    ("save_model /", lambda t: G.save_model(tiny_gpt(), "/"), ValueError, r"'/' names a folder"),
+    ("save_model ..", lambda t: G.save_model(tiny_gpt(), t / "x" / ".."), ValueError, r"names a folder"),
+    ("save_model dir/", lambda t: G.save_model(tiny_gpt(), f"{t}/new/"), ValueError, r"new/' names a folder"),
+    ("save_model a folder", lambda t: G.save_model(tiny_gpt(), t), ValueError, r"names a folder.*model'"),
+    ("save_model config off", lambda t: G.save_model((lambda m: (setattr(m, "config", G.GPTConfig(
+        block_size=16, n_layer=2, n_head=2, n_embd=8)), m)[1])(tiny_gpt()), t / "m"), ValueError,
+     r"weights do not match its config .*first difference: transformer.h.1"),
+    ("load_model config", lambda t: G.load_model(model_card_edited(t, lambda c: c["config"].update(n_head=3))),
+     ValueError, r"m.json: its config is not a valid GPTConfig \(n_embd = 8 must be a multiple of n_head = 3\)"),
+    ("load_model config type", lambda t: G.load_model(model_card_edited(t, lambda c: c["config"].update(bias="no"))),
+     ValueError, r"m.json: its config is not a valid GPTConfig \(bias must be True or False"),
+    ("load_model format long", lambda t: G.load_model(model_card_edited(t, lambda c: c.update(format="x" * 5000))),
+     ValueError, r"not a lora_edu GPT card \(format 'x{79}\)$"),
+    ("card format long", lambda t: L.load_adapter(Tiny(), card_edited(t, "format", "y" * 5000)), ValueError,
+     r"not a lora_edu adapter card \(format 'y{79}\)$"),
+    ("ft keep_best 1", lambda t: train.finetune(adapted_gpt(), "a" * 400, "b" * 400, 1, block_size=8, keep_best=1),
+     TypeError, r"keep_best must be True or False; got 1"),
+    ("ft progress str", lambda t: train.finetune(adapted_gpt(), "a" * 400, "b" * 400, 1, block_size=8, progress="no"),
+     TypeError, r"progress must be True or False; got 'no'"),
+    ("grade a text file", lambda t: course.grade([text_file(t, "my essay")]), ValueError,
+     r"t.txt is not a notebook: submissions are .ipynb files"),
 ]
+
+
+def meta_gpt(lora=False):
+    """A GPT with shapes and no values (built on the 'meta' device), with LoRA on its attention if `lora`."""
+    with torch.device("meta"):
+        model = G.GPT(G.GPTConfig(block_size=16, n_layer=1, n_head=2, n_embd=8))
+    if lora:
+        L.apply_lora(model, "c_attn", r=1)
+    return model
+
+
+def model_card_edited(tmp, edit):
+    """A saved tiny GPT (tmp/m) whose card was changed by edit(card) by hand."""
+    G.save_model(tiny_gpt(), tmp / "m")
+    card = json.loads((tmp / "m.json").read_text())
+    edit(card)
+    (tmp / "m.json").write_text(json.dumps(card))
+    return tmp / "m"
 
 
 def adapted_gpt():
@@ -442,9 +494,24 @@ MODEL_CASES = [
      ValueError, r"no trainable"),
     ("finetune lr", adapted_gpt, lambda m, t: train.finetune(m, "a" * 400, "b" * 400, 1, lr=-1, block_size=8),
      ValueError, r"\blr\b"),
+    ("apply to a bare Linear", lambda: nn.Linear(4, 4), lambda m, t: L.apply_lora(m, "weight", 1), ValueError,
+     r"the model itself is an nn.Linear.*LoRALinear\(layer, r\)"),
+    ("load into fp16", lambda: tiny_gpt().half(), lambda m, t: L.load_adapter(m, large_adapter(t)), ValueError,
+     r"c_attn.M holds values up to 1e\+05, which torch.float16 cannot hold"),
+    ("load into fp16 LoRA", lambda: (lambda m: (L.apply_lora(m, "c_attn", r=1), m)[1])(tiny_gpt().half()),
+     lambda m, t: L.load_adapter(m, large_adapter(t)), ValueError, r"which torch.float16 cannot hold"),
     ("finetune checkpoint", adapted_gpt, lambda m, t: train.finetune(m, "a" * 400, "b" * 400, 1, block_size=8,
                                                                      checkpoint=text_file(t, "x")), ValueError, r"file"),
 ]
+
+
+def large_adapter(tmp):
+    """A float32 adapter for tiny_gpt's c_attn whose M holds 1e5: fine in fp32, inf in fp16."""
+    model = tiny_gpt()
+    L.apply_lora(model, "c_attn", r=1)
+    with torch.no_grad():
+        L.lora_layers(model)["transformer.h.0.attn.c_attn"].M.fill_(1e5)
+    return L.save_adapter(model, tmp / "large")
 
 
 @pytest.mark.parametrize("case", MODEL_CASES, ids=[c[0] for c in MODEL_CASES])
@@ -470,6 +537,29 @@ def test_relative_error_mixes_dtypes_at_any_scale():
     for scale in (1e-300, 1e-50, 1.0, 1e50, 1e300):
         A = np.eye(3) * scale
         assert svd.relative_error(A, np.eye(3, dtype=np.float32), A) == 0.0
+
+
+def test_a_folder_that_cannot_be_written_is_named_not_the_hidden_temporary_file(tmp_path, monkeypatch):
+    import errno
+    import tempfile
+
+    def refused(*a, **k):
+        raise PermissionError(errno.EACCES, "Permission denied", str(tmp_path / ".adapter.json.abc.tmp"))
+    monkeypatch.setattr(tempfile, "mkstemp", refused)
+    with pytest.raises(PermissionError) as e:
+        L.save_adapter(adapted(), tmp_path / "ad")
+    assert "cannot write" in str(e.value) and ".tmp" not in str(e.value) and "adapter." in str(e.value)
+    assert "Permission denied" in str(e.value)
+
+
+def test_factors_stay_finite_where_the_product_does(tmp_path):
+    """σ₁ of a 3×3 matrix of 1.7e308 is above the largest float; M = U Σ would overflow, M N does not."""
+    for A in (np.full((3, 3), 1.7e308), np.full((3, 3), 3e38, dtype=np.float32)):
+        for M, N in (svd.low_rank_approx(A, 1), svd.SVDFactorizer(A).factors(1)):
+            assert np.isfinite(M).all() and np.isfinite(N).all()
+            assert np.abs(M @ N - A).max() <= 4 * np.finfo(A.dtype).eps * np.abs(A).max()
+    M, N = svd.low_rank_approx(np.full((3, 3), 1e300), 1)                  # elsewhere the course's M = U Σ, N = Vᵀ
+    assert np.allclose(np.linalg.norm(N, axis=1), 1.0)
 
 
 def test_the_suite_is_as_large_as_the_issue_asks():

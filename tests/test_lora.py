@@ -1,4 +1,5 @@
 import json
+import math
 import re
 from pathlib import Path
 
@@ -714,3 +715,28 @@ def test_load_adapter_wraps_exactly_the_cards_modules(tmp_path):
     fresh = M()
     assert load_adapter(fresh, tmp_path / "ad") == ["proj"]
     assert list(lora_layers(fresh)) == ["proj"]
+
+
+def test_a_bf16_base_with_fp32_factors_runs_the_lora_path_in_fp32():
+    """PEFT's mixed precision: a frozen 16-bit base, trainable fp32 factors (finetune trains only fp32 weights)."""
+    from lora_edu.gpt import GPT, GPTConfig
+    from lora_edu.train import finetune
+    torch.manual_seed(0)
+    layer = LoRALinear(nn.Linear(8, 6).to(torch.bfloat16), r=2)
+    layer.M, layer.N = nn.Parameter(layer.M.detach().float()), nn.Parameter(torch.randn(2, 6))
+    x = torch.randn(5, 8, dtype=torch.bfloat16)
+    y = layer(x)
+    assert y.dtype == torch.bfloat16
+    assert torch.equal(y, layer.base(x) + (x.float() @ layer.M @ layer.N * layer.scaling).to(torch.bfloat16))
+    y.float().sum().backward()
+    assert layer.M.grad.dtype == layer.N.grad.dtype == torch.float32 and torch.isfinite(layer.M.grad).all()
+
+    model = GPT(GPTConfig(block_size=16, n_layer=1, n_head=2, n_embd=8)).to(torch.bfloat16)
+    apply_lora(model, "c_attn", r=2)
+    for l in lora_layers(model).values():
+        l.M, l.N = nn.Parameter(l.M.detach().float()), nn.Parameter(l.N.detach().float())
+    before = {n: l.N.detach().clone() for n, l in lora_layers(model).items()}
+    hist = finetune(model, "abcd" * 200, "dcba" * 100, steps=3, block_size=8, batch_size=4, device="cpu",
+                    progress=False)
+    assert math.isfinite(hist.final["val_loss"])
+    assert all(not torch.equal(l.N, before[n]) for n, l in lora_layers(model).items())
