@@ -14,6 +14,8 @@ def as_matrix(A, name: str = "A") -> np.ndarray:
         if getattr(A, "is_meta", False):
             raise ValueError(f"{name} is a tensor on the 'meta' device: it has a shape {tuple(A.shape)} but no values")
         A = A.detach().cpu()
+        if str(getattr(A, "layout", "torch.strided")) != "torch.strided":   # sparse (COO, CSR, …): a matrix all the same
+            A = A.to_dense()
         if A.is_complex():
             raise ValueError(f"{name} must be a real matrix; got a complex tensor of dtype {A.dtype}")
         if not A.is_floating_point():

@@ -112,7 +112,10 @@ def _as_fractions(A) -> list[list[Fraction]]:
     if hasattr(A, "detach"):
         if getattr(A, "is_meta", False):
             as_matrix(A)                                   # raises: a meta tensor has no values
-        A = A.detach().cpu().tolist()
+        A = A.detach().cpu()
+        if str(A.layout) != "torch.strided":               # sparse: read its values like any other matrix
+            A = A.to_dense()
+        A = A.tolist()
     elif isinstance(A, np.ndarray):
         as_matrix(A)  # shape, emptiness and finiteness checks
         A = A.tolist()

@@ -392,6 +392,18 @@ CASES = [
 ]
 
 
+def test_sparse_tensors_are_matrices_too():
+    A = torch.tensor([[1.0, 2.0, 0.0], [2.0, 4.0, 0.0], [0.0, 0.0, 3.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")                                    # torch: "CSR support is in beta"
+        csr = A.to_sparse_csr()
+    for sparse in (A.to_sparse(), csr):
+        assert rank.matrix_rank(sparse) == rank.rank_by_elimination(sparse) == 2
+        assert np.allclose(rank.singular_values(sparse), rank.singular_values(A))
+        M, N = svd.low_rank_approx(sparse, 2)
+        assert np.allclose(M @ N, A.numpy())
+
+
 def meta_gpt(lora=False):
     """A GPT with shapes and no values (built on the 'meta' device), with LoRA on its attention if `lora`."""
     with torch.device("meta"):
